@@ -1,0 +1,138 @@
+"""The job specification: what to render, where, on which lanes. Saved as ``spec.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+
+from .frames import FrameSyntaxError, parse_frames
+
+DEVICE_TYPES = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL", "CPU")
+GPU_DEVICE_TYPES = DEVICE_TYPES[:-1]
+LAYOUTS = ("per-card", "combined", "groups", "auto")
+IMAGE_FORMATS = {"PNG": ".png", "OPEN_EXR": ".exr", "OPEN_EXR_MULTILAYER": ".exr", "JPEG": ".jpg", "TIFF": ".tif"}
+MOVIE_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".ogv", ".mpg", ".mpeg", ".flv", ".gif")
+OVERWRITE_POLICIES = ("skip", "overwrite")
+SPEC_VERSION = 1
+
+
+class SpecError(ValueError):
+    """Bad input in a job specification (the CLI exits 2 with this message)."""
+
+
+@dataclass
+class JobSpec:
+    """Everything a job needs; the add-on and the CLI both build one of these."""
+
+    blend: str
+    output_dir: str
+    frames: str | None = None  # None: the scene's own range and step
+    file_pattern: str = "frame_####"
+    file_format: str | None = None  # None: the scene's (a movie format becomes PNG)
+    device_type: str | None = None  # None: the best this machine has
+    layout: str = "per-card"
+    gpus: list[str] | None = None  # indices, UUIDs or PCI ids; None: all
+    gpus_per_worker: int = 1  # layout "groups"
+    workers_per_gpu: int = 1
+    cpu_lane: bool = False  # an extra CPU lane beside the GPU lanes
+    cpu_lanes: int = 0  # CPU lanes when rendering on the CPU (0: auto)
+    threads: int | None = None  # per worker; None: cores divided among lanes
+    persistent_data: bool = True
+    overwrite: str = "skip"
+    blender: str | None = None  # program that runs workers: a Blender binary or a Python with bpy
+    trust_scripts: bool = False  # let scripts inside the .blend run (off: --disable-autoexec)
+    hang_timeout: float = 600.0  # seconds without a progress line before a worker is killed
+    first_frame_timeout: float = 3600.0  # the first frame of a lane may compile GPU kernels
+    max_lane_failures: int = 3  # consecutive failures before a lane is blocklisted
+    video: bool = False
+    video_fps: float | None = None
+    backend: str = "local"  # "local" or "ray"
+    ray_address: str | None = None
+    samples: int | None = None  # override Cycles samples (tests, benchmarks)
+    resolution: tuple[int, int] | None = None  # override resolution (tests, benchmarks)
+    job_id: str = ""
+    version: int = SPEC_VERSION
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> JobSpec:
+        """Check what can be checked without Blender; raise SpecError with a one-line message."""
+        if self.frames is not None:
+            try:
+                parse_frames(self.frames)
+            except FrameSyntaxError as error:
+                raise SpecError(str(error)) from None
+        if self.device_type is not None:
+            self.device_type = self.device_type.upper()
+            if self.device_type not in DEVICE_TYPES:
+                raise SpecError(f"unknown device type {self.device_type!r} (choose from {', '.join(DEVICE_TYPES)})")
+        if self.layout not in LAYOUTS:
+            raise SpecError(f"unknown layout {self.layout!r} (choose from {', '.join(LAYOUTS)})")
+        if self.file_format is not None:
+            self.file_format = self.file_format.upper()
+            if self.file_format not in IMAGE_FORMATS:
+                raise SpecError(
+                    f"file format {self.file_format!r} is not an image format "
+                    f"(choose from {', '.join(IMAGE_FORMATS)}; movies are encoded from frames with --video)"
+                )
+        if self.file_pattern.lower().endswith(MOVIE_EXTENSIONS):
+            raise SpecError(
+                f"output pattern {self.file_pattern!r} is a movie; render frames (e.g. frame_####.png) "
+                "and add --video to encode an MP4"
+            )
+        if os.sep in self.file_pattern or (os.altsep and os.altsep in self.file_pattern):
+            raise SpecError("the file pattern is a name, not a path: put folders in the output directory")
+        if self.overwrite not in OVERWRITE_POLICIES:
+            raise SpecError(f"overwrite policy must be one of {', '.join(OVERWRITE_POLICIES)}")
+        for name in ("gpus_per_worker", "workers_per_gpu"):
+            if getattr(self, name) < 1:
+                raise SpecError(f"{name.replace('_', ' ')} must be 1 or more")
+        if self.threads is not None and self.threads < 1:
+            raise SpecError("threads must be 1 or more")
+        if self.hang_timeout <= 0 or self.first_frame_timeout <= 0:
+            raise SpecError("timeouts must be positive")
+        if self.backend not in ("local", "ray"):
+            raise SpecError(f"unknown backend {self.backend!r} (local or ray)")
+        return self
+
+    def frame_extension(self) -> str | None:
+        """The image extension when known without opening the scene."""
+        return IMAGE_FORMATS.get(self.file_format) if self.file_format else None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> JobSpec:
+        known = {f.name for f in fields(cls)}
+        spec = cls(**{key: value for key, value in data.items() if key in known})
+        if spec.resolution is not None:
+            spec.resolution = tuple(spec.resolution)
+        return spec
+
+    def save(self, path: str) -> None:
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str) -> JobSpec:
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_dict(json.load(handle))
+
+    def identity(self) -> dict:
+        """What makes two specs the same job: the file, the output and the frames."""
+        return {
+            "blend": os.path.realpath(self.blend),
+            "output_dir": os.path.realpath(self.output_dir),
+            "file_pattern": self.file_pattern,
+        }
+
+
+def write_json_atomic(path: str, data) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it over (readers never see half)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=False, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
