@@ -1,0 +1,74 @@
+"""Render on all GPUs: check, save, snapshot, launch the dispatcher detached, start polling."""
+
+import os
+import time
+
+import bpy
+
+from .. import monitor
+from ..preferences import get_preferences, jobs_root, sync_devices
+from .job_plan import PlanError, plan_job
+
+SNAPSHOT = "snapshot.blend"
+
+
+def new_job_dir(root: str, blend: str) -> str:
+    """A fresh (not yet existing) folder path named after the file and the time."""
+    stem = os.path.splitext(os.path.basename(blend))[0] or "untitled"
+    base = os.path.join(root, f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    path, count = base, 1
+    while os.path.exists(path):
+        count += 1
+        path = f"{base}-{count}"
+    return path
+
+
+class GRF_OT_render_all(bpy.types.Operator):
+    """Render the animation on every selected GPU in the background (Blender stays usable)"""
+
+    bl_idname = "grf.render_all"
+    bl_label = "Render on All GPUs"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None
+
+    def execute(self, context):
+        from ..dispatcher import jobs
+        from ..dispatcher.devices import detect_gpus
+
+        settings = context.scene.gpu_render_farm
+        if settings.job_dir and monitor.is_active(settings.job_dir):
+            self.report({"ERROR"}, "A render is still running for this scene: cancel it first")
+            return {"CANCELLED"}
+        prefs = get_preferences(context)
+        if monitor.devices is None:  # never refreshed: probe now, the user asked to render
+            monitor.set_devices(detect_gpus())
+            sync_devices(prefs, monitor.devices.gpus)
+        try:
+            plan = plan_job(context, prefs, monitor.devices)
+        except PlanError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        for message in plan.warnings:
+            self.report({"WARNING"}, message)
+        for message in plan.notes:
+            self.report({"INFO"}, message)
+
+        previous = settings.job_dir
+        try:
+            job_dir = new_job_dir(jobs_root(prefs), bpy.data.filepath)
+            settings.job_dir = job_dir  # saved in the .blend: reopening re-attaches
+            bpy.ops.wm.save_mainfile()
+            plan.spec.blend = os.path.join(job_dir, SNAPSHOT)
+            jobs.create_job(plan.spec, job_dir=job_dir)  # validates; makes the private folder
+            bpy.ops.wm.save_as_mainfile(filepath=plan.spec.blend, copy=True, relative_remap=True)
+            jobs.launch_detached(job_dir)
+        except Exception as error:  # SpecError, OSError, a failed save: nothing is running
+            settings.job_dir = previous
+            self.report({"ERROR"}, f"Could not start the render: {error}")
+            return {"CANCELLED"}
+        monitor.ensure_timer()
+        self.report({"INFO"}, f"Rendering {plan.spec.frames} in the background: {job_dir}")
+        return {"FINISHED"}
