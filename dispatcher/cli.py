@@ -1,0 +1,389 @@
+"""Command line: python -m dispatcher devices|render|status|cancel|resume|encode|demo|bench|report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from . import jobs
+from .devices import detect_gpus
+from .spec import DEVICE_TYPES, LAYOUTS, JobSpec, SpecError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dispatcher", description="Render Blender animations on every GPU.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    devices = commands.add_parser("devices", help="list GPUs (NVML) and CPU facts")
+    devices.add_argument("--json", action="store_true")
+
+    render = commands.add_parser("render", help="render a .blend on every GPU")
+    render.add_argument("blend")
+    add_render_options(render)
+
+    run_job = commands.add_parser("run-job", help="run an existing job folder in this process (used by --detach)")
+    run_job.add_argument("job")
+    run_job.add_argument("--quiet", action="store_true")
+
+    for name, text in (("status", "show a job's status"), ("cancel", "stop a job and its workers")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("job", help="job folder or job id")
+        sub.add_argument("--json", action="store_true")
+    resume = commands.add_parser("resume", help="render what a stopped job is missing")
+    resume.add_argument("job")
+    resume.add_argument("--detach", action="store_true")
+    resume.add_argument("--json", action="store_true")
+
+    encode = commands.add_parser("encode", help="encode a job's frames into an MP4")
+    encode.add_argument("job")
+    encode.add_argument("--out")
+    encode.add_argument("--fps", type=float)
+
+    demo = commands.add_parser("demo", help="build a demo scene, render it on all GPUs, write an MP4")
+    demo.add_argument("--out", default="demo_out")
+    demo.add_argument("--frames", type=int, default=48)
+    demo.add_argument("--size", default="320x180")
+    demo.add_argument("--samples", type=int, default=16)
+
+    _add_optional(commands, "bench", "benchmark approaches and print a table", "dispatcher.bench")
+    _add_optional(commands, "report", "per-lane timeline and summary of a finished job", "dispatcher.report")
+    return parser
+
+
+def _add_optional(commands, name: str, text: str, module: str) -> None:
+    import importlib
+
+    try:
+        target = importlib.import_module(module)
+        add_arguments, handler = target.add_arguments, target.main
+    except (ImportError, AttributeError):
+        return  # the optional part is not installed here
+    sub = commands.add_parser(name, help=text)
+    add_arguments(sub)
+    sub.set_defaults(handler=handler)
+
+
+def add_render_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frames", "-f", help="e.g. 1-250, 1-100x2, 5,9,12-20 (default: the scene's range)")
+    parser.add_argument("--output", "-o", help="output folder (default: ./render/<file name>)")
+    parser.add_argument("--pattern", default="frame_####", help="file name pattern, # = frame digits")
+    parser.add_argument("--format", dest="file_format", help="PNG, OPEN_EXR, JPEG, TIFF (default: the scene's)")
+    parser.add_argument("--device", dest="device_type", type=str.upper, help=f"{', '.join(DEVICE_TYPES)}")
+    parser.add_argument("--layout", default="per-card", choices=LAYOUTS)
+    parser.add_argument("--gpus", help="comma list of GPU indices or UUIDs (default: all)")
+    parser.add_argument("--gpus-per-worker", type=int, default=1)
+    parser.add_argument("--workers-per-gpu", type=int, default=1)
+    parser.add_argument("--cpu-lane", action="store_true", help="add a CPU lane beside the GPU lanes")
+    parser.add_argument("--cpu-lanes", type=int, default=0, help="CPU lanes when rendering on the CPU")
+    parser.add_argument("--threads", type=int, help="threads per worker")
+    parser.add_argument("--no-persistent-data", dest="persistent_data", action="store_false")
+    parser.add_argument("--overwrite", action="store_true", help="render frames that already exist")
+    parser.add_argument("--blender", help="Blender binary or Python with bpy that runs the workers")
+    parser.add_argument("--trust", action="store_true", help="let scripts inside the .blend run")
+    parser.add_argument("--samples", type=int, help="override the scene's Cycles samples")
+    parser.add_argument("--resolution", help="override the resolution, WxH")
+    parser.add_argument("--hang-timeout", type=float, default=600.0, help="seconds without progress (default 600)")
+    parser.add_argument("--video", action="store_true", help="encode an MP4 when all frames are done")
+    parser.add_argument("--job-dir", help="job folder (default: a new one under the user cache)")
+    parser.add_argument("--detach", action="store_true", help="return at once; the job runs on in the background")
+    parser.add_argument("--backend", default="local", choices=("local", "ray"))
+    parser.add_argument("--address", dest="ray_address", help="Ray cluster address (default: a local Ray)")
+    parser.add_argument("--json", action="store_true", help="print the final status as JSON")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def spec_from_args(args: argparse.Namespace) -> JobSpec:
+    resolution = None
+    if args.resolution:
+        try:
+            resolution = tuple(int(value) for value in args.resolution.lower().split("x"))
+        except ValueError:
+            raise SpecError(f"resolution must look like 1920x1080, not {args.resolution!r}") from None
+    output = args.output or os.path.join("render", os.path.splitext(os.path.basename(args.blend))[0])
+    return JobSpec(
+        blend=os.path.abspath(args.blend),
+        output_dir=os.path.abspath(output),
+        frames=args.frames,
+        file_pattern=args.pattern,
+        file_format=args.file_format,
+        device_type=args.device_type,
+        layout=args.layout,
+        gpus=[gpu for gpu in args.gpus.split(",") if gpu] if args.gpus else None,
+        gpus_per_worker=args.gpus_per_worker,
+        workers_per_gpu=args.workers_per_gpu,
+        cpu_lane=args.cpu_lane,
+        cpu_lanes=args.cpu_lanes,
+        threads=args.threads,
+        persistent_data=args.persistent_data,
+        overwrite="overwrite" if args.overwrite else "skip",
+        blender=args.blender,
+        trust_scripts=args.trust,
+        samples=args.samples,
+        resolution=resolution,
+        hang_timeout=args.hang_timeout,
+        video=args.video,
+        backend=args.backend,
+        ray_address=args.ray_address,
+    ).validate()
+
+
+def resolve_job(job: str) -> str:
+    if os.path.isdir(job):
+        return os.path.abspath(job)
+    candidate = os.path.join(jobs.default_jobs_root(), job)
+    if os.path.isdir(candidate):
+        return candidate
+    raise SpecError(f"no such job: {job}")
+
+
+# -- commands -------------------------------------------------------------------------------------
+def cmd_devices(args) -> int:
+    report = detect_gpus()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1))
+        return EXIT_OK
+    if not report.gpus:
+        print(f"No NVIDIA GPU: {report.reason}")
+    for gpu in report.gpus:
+        extras = []
+        if gpu.utilization_pct is not None:
+            extras.append(f"load {gpu.utilization_pct}%")
+        if gpu.temperature_c is not None:
+            extras.append(f"{gpu.temperature_c}°C")
+        print(
+            f"GPU {gpu.index}: {gpu.name}  {gpu.memory_used_mb}/{gpu.memory_total_mb} MiB  "
+            f"{' '.join(extras)}  {gpu.uuid}  PCI {gpu.pci_bus_id}"
+        )
+    cpu = report.cpu
+    print(f"CPU: {cpu.get('usable_cores', cpu.get('logical_cores'))} usable cores, "
+          f"{cpu.get('memory_available_mb', '?')} MiB RAM free")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_render(args) -> int:
+    spec = spec_from_args(args)
+    if spec.backend == "ray":
+        from .ray_backend import check_ray
+
+        check_ray()
+    from .runner import preflight
+
+    preflight(spec)
+    job_dir = jobs.create_job(spec, job_dir=args.job_dir)
+    if args.detach:
+        pid = jobs.launch_detached(job_dir)
+        print(f"job {spec.job_id} started in the background (pid {pid})")
+        print(f"  status: python -m dispatcher status {job_dir}")
+        print(f"  cancel: python -m dispatcher cancel {job_dir}")
+        return EXIT_OK
+    return run_in_foreground(job_dir, quiet=args.quiet, as_json=args.json)
+
+
+def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False) -> int:
+    from .runner import run_job
+
+    printer = ProgressPrinter(enabled=not quiet and not as_json)
+    status = run_job(job_dir, on_status=printer)
+    printer.close()
+    if as_json:
+        print(json.dumps(status, indent=1))
+    elif not quiet:
+        print(summary_table(status))
+    return {"done": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(status["state"], EXIT_FAILED)
+
+
+def cmd_run_job(args) -> int:
+    return run_in_foreground(resolve_job(args.job), quiet=args.quiet)
+
+
+def cmd_status(args) -> int:
+    job_dir = resolve_job(args.job)
+    status = jobs.read_status(job_dir)
+    if status is None:
+        print(f"job {os.path.basename(job_dir)}: no status yet")
+        return EXIT_OK
+    if status.get("state") not in jobs.TERMINAL_STATES and not jobs.is_running(job_dir):
+        status["state"], status["phase"] = "stopped", "dispatcher not running (resume to continue)"
+    print(json.dumps(status, indent=1) if args.json else summary_table(status))
+    return EXIT_OK
+
+
+def cmd_cancel(args) -> int:
+    job_dir = resolve_job(args.job)
+    stopped = jobs.cancel_job(job_dir)
+    print(f"job {os.path.basename(job_dir)}: {'cancelled' if stopped else 'still stopping'}")
+    return EXIT_OK if stopped else EXIT_FAILED
+
+
+def cmd_resume(args) -> int:
+    job_dir = resolve_job(args.job)
+    if args.detach:
+        pid = jobs.resume_job(job_dir)
+        print(f"job {os.path.basename(job_dir)} resumed in the background (pid {pid})")
+        return EXIT_OK
+    if jobs.is_running(job_dir):
+        raise SpecError(f"job {os.path.basename(job_dir)} is still running")
+    try:
+        os.remove(os.path.join(job_dir, "cancel.request"))
+    except FileNotFoundError:
+        pass
+    return run_in_foreground(job_dir, as_json=args.json)
+
+
+def cmd_encode(args) -> int:
+    from .video import encode_job
+
+    path = encode_job(resolve_job(args.job), output=args.out, fps=args.fps)
+    print(path)
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from .process import default_program, is_python_program
+
+    program = default_program()
+    if not program:
+        raise SpecError("the demo needs bpy (make demo installs it) or a Blender binary on PATH")
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    blend = os.path.join(out, "demo.blend")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_scene.py")
+    build_args = ["--out", blend, "--frames", str(args.frames), "--size", args.size, "--samples", str(args.samples)]
+    if is_python_program(program):
+        argv = [program, script, *build_args]
+    else:
+        argv = [program, "-b", "--factory-startup", "--python", script, "--", *build_args]
+    print(f"building demo scene {blend} ...")
+    subprocess.run(argv, check=True, capture_output=True)
+    report = detect_gpus()
+    where = f"{len(report.gpus)} GPU lane(s)" if report.gpus else f"CPU lanes (no GPU: {report.reason})"
+    print(f"rendering {args.frames} frames on {where}")
+    spec = JobSpec(blend=blend, output_dir=os.path.join(out, "frames"), video=True).validate()
+    job_dir = jobs.create_job(spec, job_dir=os.path.join(out, "job"))
+    code = run_in_foreground(job_dir)
+    status = jobs.read_status(job_dir) or {}
+    if status.get("video"):
+        print(f"video: {status['video']}")
+    return code
+
+
+# -- output ---------------------------------------------------------------------------------------
+def _rate(frames: int, seconds: float | None) -> str:
+    return f"{60.0 * frames / seconds:.1f}" if seconds and frames else "-"
+
+
+def summary_table(status: dict) -> str:
+    frames = status.get("frames", {})
+    elapsed = status.get("elapsed") or 0.0
+    lines = [
+        f"job {status.get('job_id')}: {status.get('state')} ({status.get('phase')})",
+        f"{'lane':<12} {'device':<34} {'state':<10} {'frames':>6} {'s/frame':>8} {'frames/min':>10}",
+    ]
+    for lane in status.get("lanes", []):
+        spf = lane.get("seconds_per_frame")
+        state = "blocklist" if lane.get("blocklisted") else lane.get("state", "")
+        lines.append(
+            f"{lane['name']:<12} {lane.get('device', '')[:34]:<34} {state:<10} {lane.get('frames_done', 0):>6} "
+            f"{(f'{spf:.2f}' if spf else '-'):>8} {(f'{60.0 / spf:.1f}' if spf else '-'):>10}"
+        )
+        if lane.get("last_error"):
+            lines.append(f"{'':<12} last error: {lane['last_error']}")
+    rendered = frames.get("rendered", frames.get("done", 0))
+    lines.append(
+        f"frames: {frames.get('done', 0)}/{frames.get('total', 0)} done ({rendered} rendered, "
+        f"{frames.get('skipped', 0)} skipped, {frames.get('failed', 0)} failed); wall {elapsed:.1f} s; "
+        f"{_rate(rendered, elapsed)} frames/min"
+    )
+    for frame, error in list(status.get("failed_frames", {}).items())[:10]:
+        lines.append(f"failed frame {frame}: {error}")
+    if status.get("message"):
+        lines.append(status["message"])
+    return "\n".join(lines)
+
+
+class ProgressPrinter:
+    """Live progress: a redrawn block on a terminal, one line per finished frame otherwise."""
+
+    def __init__(self, enabled: bool = True, stream=None):
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.drawn = 0
+        self.last_done = -1
+        self.last_draw = 0.0
+
+    def __call__(self, status: dict) -> None:
+        if not self.enabled:
+            return
+        frames = status.get("frames", {})
+        if self.tty:
+            if time.monotonic() - self.last_draw < 0.2 and status.get("state") == "running":
+                return
+            self.last_draw = time.monotonic()
+            block = self._block(status)
+            if self.drawn:
+                self.stream.write(f"\x1b[{self.drawn}F\x1b[J")
+            self.stream.write("\n".join(block) + "\n")
+            self.drawn = len(block)
+        elif frames.get("done", 0) != self.last_done:
+            self.last_done = frames.get("done", 0)
+            eta = status.get("eta_seconds")
+            self.stream.write(
+                f"[{status.get('phase')}] {frames.get('done', 0)}/{frames.get('total', 0)} frames"
+                f"{f', ETA {eta:.0f} s' if eta else ''}\n"
+            )
+        self.stream.flush()
+
+    def _block(self, status: dict) -> list[str]:
+        frames = status.get("frames", {})
+        eta = status.get("eta_seconds")
+        lines = [
+            f"{status.get('phase')}: {frames.get('done', 0)}/{frames.get('total', 0)} frames, "
+            f"{frames.get('failed', 0)} failed, {status.get('elapsed', 0):.0f} s"
+            + (f", ETA {eta:.0f} s" if eta else "")
+        ]
+        for lane in status.get("lanes", []):
+            samples = lane.get("samples")
+            fraction = (lane.get("sample") or 0) / samples if samples else 0.0
+            bar = "#" * int(20 * fraction) + "-" * (20 - int(20 * fraction))
+            frame = lane.get("frame")
+            lines.append(
+                f"  {lane['name']:<10} {lane.get('state', ''):<9} "
+                f"{f'frame {frame}' if frame is not None else '':<11} [{bar}] {lane.get('frames_done', 0)} done"
+                + (f"  {lane['phase']}" if lane.get("phase") else "")
+            )
+        return lines
+
+    def close(self) -> None:
+        self.drawn = 0
+
+
+HANDLERS = {
+    "devices": cmd_devices,
+    "render": cmd_render,
+    "run-job": cmd_run_job,
+    "status": cmd_status,
+    "cancel": cmd_cancel,
+    "resume": cmd_resume,
+    "encode": cmd_encode,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = getattr(args, "handler", None) or HANDLERS[args.command]
+    try:
+        return handler(args)
+    except SpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED

@@ -1,0 +1,235 @@
+"""Job folders: spec, status, logs, pid; create, launch detached, read, cancel, resume.
+
+Layout of a job folder (private to the user, mode 0700):
+  spec.json         the JobSpec
+  status.json       replaced atomically while the job runs
+  frames.jsonl      one line per frame event (done, retry, failed, skipped)
+  scene.json        what the first worker reported about the scene
+  dispatcher.pid    pid and start time of the process running the job
+  cancel.request    present when a cancel was asked for
+  logs/<lane>.log   one log per worker lane; logs/dispatcher.log for a detached run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from .spec import JobSpec, SpecError, write_json_atomic
+
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TERMINAL_STATES = ("done", "failed", "cancelled")
+
+
+def user_cache_dir() -> str:
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+    elif sys.platform == "darwin":
+        base = os.path.expanduser("~/Library/Caches")
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(base, "gpu-render-farm")
+
+
+def default_jobs_root() -> str:
+    return os.environ.get("GRF_JOBS_DIR") or os.path.join(user_cache_dir(), "jobs")
+
+
+def make_private_dir(path: str) -> str:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    try:
+        os.chmod(path, 0o700)
+    except OSError:
+        pass
+    return path
+
+
+def new_job_id(blend: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", os.path.splitext(os.path.basename(blend))[0])[:40] or "job"
+    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 10000:04d}"
+
+
+def create_job(spec: JobSpec, jobs_root: str | None = None, job_dir: str | None = None) -> str:
+    """Validate the spec and write a job folder for it; an existing folder must hold the same job."""
+    spec.validate()
+    spec.blend = os.path.abspath(spec.blend)
+    spec.output_dir = os.path.abspath(spec.output_dir)
+    if job_dir is None:
+        spec.job_id = spec.job_id or new_job_id(spec.blend)
+        job_dir = os.path.join(jobs_root or default_jobs_root(), spec.job_id)
+    job_dir = os.path.abspath(job_dir)
+    spec_path = os.path.join(job_dir, "spec.json")
+    if os.path.exists(spec_path):
+        try:
+            old = JobSpec.load(spec_path)
+        except (OSError, ValueError, TypeError) as error:
+            raise SpecError(f"job folder {job_dir} holds an unreadable spec.json ({error})") from None
+        if old.identity() != spec.identity():
+            raise SpecError(
+                f"job folder {job_dir} belongs to another job ({old.blend} -> {old.output_dir}); "
+                "choose another --job-dir"
+            )
+        spec.job_id = old.job_id
+        if is_running(job_dir):
+            raise SpecError(f"job {old.job_id} is already running (pid {read_pid(job_dir)})")
+    elif os.path.isdir(job_dir) and os.listdir(job_dir):
+        raise SpecError(f"job folder {job_dir} is not empty and is not a job folder")
+    spec.job_id = spec.job_id or os.path.basename(job_dir)
+    make_private_dir(job_dir)
+    make_private_dir(os.path.join(job_dir, "logs"))
+    spec.save(spec_path)
+    for stale in ("cancel.request",):
+        try:
+            os.remove(os.path.join(job_dir, stale))
+        except FileNotFoundError:
+            pass
+    return job_dir
+
+
+def load_spec(job_dir: str) -> JobSpec:
+    path = os.path.join(job_dir, "spec.json")
+    if not os.path.exists(path):
+        raise SpecError(f"{job_dir} is not a job folder (no spec.json)")
+    return JobSpec.load(path)
+
+
+def read_status(job_dir: str) -> dict | None:
+    """The job's last status, or None when it has none yet."""
+    try:
+        with open(os.path.join(job_dir, "status.json"), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def write_status(job_dir: str, status: dict) -> None:
+    write_json_atomic(os.path.join(job_dir, "status.json"), status)
+
+
+def write_pid(job_dir: str) -> None:
+    record = {"pid": os.getpid(), "started": _start_time(os.getpid())}
+    write_json_atomic(os.path.join(job_dir, "dispatcher.pid"), record)
+
+
+def read_pid(job_dir: str) -> int | None:
+    try:
+        with open(os.path.join(job_dir, "dispatcher.pid"), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    pid = data.get("pid")
+    if pid and _start_time(pid) == data.get("started") and data.get("started") is not None:
+        return pid
+    return None
+
+
+def _start_time(pid: int) -> float | None:
+    try:
+        import psutil
+
+        return round(psutil.Process(pid).create_time(), 2)
+    except Exception:
+        return None
+
+
+def is_running(job_dir: str) -> bool:
+    return read_pid(job_dir) is not None
+
+
+def child_env(env: dict | None = None) -> dict:
+    """Environment for a detached dispatcher: it must import this package and its dependencies."""
+    result = dict(os.environ if env is None else env)
+    paths = [PACKAGE_PARENT] + [path for path in sys.path if path and os.path.isdir(path) and path != PACKAGE_PARENT]
+    result["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    result["PYTHONUNBUFFERED"] = "1"
+    return result
+
+
+def launch_detached(job_dir: str, python: str | None = None, env: dict | None = None, extra_args=()) -> int:
+    """Run the job in a new session that survives the terminal or Blender closing; returns its pid."""
+    log_path = os.path.join(make_private_dir(os.path.join(job_dir, "logs")), "dispatcher.log")
+    argv = [python or sys.executable, "-m", "dispatcher", "run-job", job_dir, *extra_args]
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env(env),
+            cwd=PACKAGE_PARENT,
+            start_new_session=sys.platform != "win32",
+            close_fds=True,
+        )
+    os.chmod(log_path, 0o600)
+    return process.pid
+
+
+def submit(spec: JobSpec, jobs_root: str | None = None, python: str | None = None, env: dict | None = None) -> str:
+    """Create the job folder and start the job detached; returns the job folder."""
+    job_dir = create_job(spec, jobs_root=jobs_root)
+    launch_detached(job_dir, python=python, env=env)
+    return job_dir
+
+
+def resume_job(job_dir: str, python: str | None = None, env: dict | None = None) -> int:
+    """Start a stopped job again (detached): only missing or invalid frames are rendered."""
+    load_spec(job_dir)
+    if is_running(job_dir):
+        raise SpecError(f"job {os.path.basename(job_dir)} is still running")
+    try:
+        os.remove(os.path.join(job_dir, "cancel.request"))
+    except FileNotFoundError:
+        pass
+    return launch_detached(job_dir, python=python, env=env)
+
+
+def cancel_job(job_dir: str, wait: float = 15.0) -> bool:
+    """Ask the job to stop; kill its workers directly if its dispatcher is gone. True when stopped."""
+    load_spec(job_dir)
+    with open(os.path.join(job_dir, "cancel.request"), "w", encoding="utf-8") as handle:
+        handle.write(str(time.time()))
+    pid = read_pid(job_dir)
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pid = None
+    deadline = time.monotonic() + wait
+    while pid is not None and time.monotonic() < deadline:
+        if not is_running(job_dir):
+            break
+        time.sleep(0.1)
+    if is_running(job_dir):
+        return False
+    _kill_orphan_workers(job_dir)
+    status = read_status(job_dir) or {}
+    if status.get("state") not in TERMINAL_STATES:
+        status.update(state="cancelled", phase="cancelled", message="cancelled", updated_at=time.time())
+        for lane in status.get("lanes", []):
+            lane.update(state="stopped", pid=None, frame=None)
+        write_status(job_dir, status)
+    return True
+
+
+def _kill_orphan_workers(job_dir: str) -> None:
+    """Workers whose dispatcher died: find them by the job's blend path and our worker script."""
+    from .process import WORKER_SCRIPT, kill_group
+
+    status = read_status(job_dir) or {}
+    for lane in status.get("lanes", []):
+        pid = lane.get("pid")
+        if not pid:
+            continue
+        try:
+            import psutil
+
+            if WORKER_SCRIPT not in " ".join(psutil.Process(pid).cmdline()):
+                continue
+        except Exception:
+            continue
+        kill_group(pid)

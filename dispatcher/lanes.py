@@ -1,0 +1,125 @@
+"""Lane planning: which worker processes to start, on which devices, with which environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .devices import DeviceReport, Gpu, cycles_pci_address, select_gpus
+from .spec import GPU_DEVICE_TYPES, JobSpec, SpecError
+
+
+@dataclass
+class Lane:
+    """One worker process slot: its devices, its pinning environment and its thread count."""
+
+    name: str
+    device_type: str  # OPTIX, CUDA, HIP, ONEAPI, METAL or CPU
+    gpus: list[Gpu] = field(default_factory=list)
+    threads: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.device_type != "CPU"
+
+    @property
+    def pci_addresses(self) -> list[str]:
+        return [cycles_pci_address(gpu.pci_bus_id) for gpu in self.gpus]
+
+    def describe(self) -> str:
+        if not self.gpus:
+            return f"CPU ({self.threads} threads)" if self.threads else "CPU"
+        names = " + ".join(f"{gpu.index}:{gpu.name}" for gpu in self.gpus)
+        return f"{self.device_type} {names}"
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "device_type": self.device_type,
+            "gpus": [gpu.uuid for gpu in self.gpus],
+            "threads": self.threads,
+            "device": self.describe(),
+        }
+
+
+def pinning_env(device_type: str, gpus: list[Gpu]) -> dict[str, str]:
+    """Environment that limits a worker to its GPUs; it must be set before the process starts."""
+    if device_type in ("OPTIX", "CUDA"):
+        return {"CUDA_VISIBLE_DEVICES": ",".join(gpu.uuid for gpu in gpus), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    if device_type == "HIP":
+        indices = ",".join(str(gpu.index) for gpu in gpus)
+        return {"HIP_VISIBLE_DEVICES": indices, "ROCR_VISIBLE_DEVICES": indices}
+    if device_type == "ONEAPI":
+        return {"ONEAPI_DEVICE_SELECTOR": "level_zero:" + ",".join(str(gpu.index) for gpu in gpus)}
+    if device_type == "CPU":
+        # A CPU lane must not grab a GPU by accident (and cannot hit the CPU-fallback trap).
+        return {"CUDA_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": ""}
+    return {}
+
+
+def plan_lanes(spec: JobSpec, report: DeviceReport, device_type: str, usable_cores: int | None = None) -> list[Lane]:
+    """Lanes for the spec's layout on this machine; raises SpecError when the request cannot be met."""
+    cores = usable_cores or report.cpu.get("usable_cores") or os.cpu_count() or 1
+    lanes: list[Lane] = []
+    if device_type in GPU_DEVICE_TYPES:
+        if not report.gpus and device_type in ("OPTIX", "CUDA"):
+            raise SpecError(f"{device_type} was asked for but this machine has no NVIDIA GPU ({report.reason})")
+        try:
+            gpus = select_gpus(report, spec.gpus)
+        except ValueError as error:
+            raise SpecError(str(error)) from None
+        if not gpus and device_type not in ("OPTIX", "CUDA"):
+            # HIP/oneAPI/Metal cards are not listed by NVML: one lane over whatever Cycles finds.
+            lanes.append(Lane("gpu0", device_type))
+        lanes.extend(_gpu_lanes(spec, device_type, gpus))
+        if spec.cpu_lane:
+            lanes.append(Lane("cpu0", "CPU"))
+    else:
+        if spec.gpus:
+            raise SpecError("GPUs were chosen but the device type is CPU")
+        count = spec.cpu_lanes or max(1, min(4, cores // 4) if cores >= 8 else 1)
+        lanes.extend(Lane(f"cpu{index}", "CPU") for index in range(count))
+    _share_threads(lanes, spec.threads, cores)
+    for lane in lanes:
+        lane.env = pinning_env(lane.device_type, lane.gpus)
+    return lanes
+
+
+def _gpu_lanes(spec: JobSpec, device_type: str, gpus: list[Gpu]) -> list[Lane]:
+    if not gpus:
+        return []
+    if spec.layout == "combined":
+        groups = [gpus]
+    elif spec.layout == "groups":
+        size = spec.gpus_per_worker
+        groups = [gpus[start : start + size] for start in range(0, len(gpus), size)]
+    else:
+        groups = [[gpu] for gpu in gpus]
+    lanes = []
+    for group in groups:
+        base = "gpu" + "+".join(str(gpu.index) for gpu in group)
+        for copy in range(spec.workers_per_gpu):
+            name = base if spec.workers_per_gpu == 1 else f"{base}.{copy}"
+            lanes.append(Lane(name, device_type, list(group)))
+    return lanes
+
+
+def _share_threads(lanes: list[Lane], threads: int | None, cores: int) -> None:
+    """Give each lane a fixed thread count so lanes do not fight over cores."""
+    if not lanes:
+        return
+    if threads:
+        for lane in lanes:
+            lane.threads = threads
+        return
+    cpu_lanes = [lane for lane in lanes if not lane.is_gpu]
+    gpu_lanes = [lane for lane in lanes if lane.is_gpu]
+    # GPU lanes need a few cores each for scene sync and BVH builds; CPU lanes get the rest.
+    gpu_share = max(1, min(4, cores // max(1, len(lanes)))) if cpu_lanes else max(1, cores // max(1, len(gpu_lanes)))
+    for lane in gpu_lanes:
+        lane.threads = gpu_share
+    if cpu_lanes:
+        left = max(len(cpu_lanes), cores - gpu_share * len(gpu_lanes))
+        for lane in cpu_lanes:
+            lane.threads = max(1, left // len(cpu_lanes))

@@ -1,0 +1,140 @@
+"""Worker processes: start one in its own process group, talk JSON lines, kill the whole group."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from typing import Protocol
+
+WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+
+
+class WorkerHandle(Protocol):
+    """What the supervisor needs from a running worker (local process, Ray actor, test fake)."""
+
+    pid: int | None
+
+    def send(self, message: dict) -> None: ...
+
+    def poll(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+
+class ProcessFactory(Protocol):
+    def start(self, key: tuple, argv: list[str], env: dict[str, str], log_path: str, inbox: queue.Queue):
+        """Start a worker; its events go to ``inbox`` as (key, message); exit as {"event": "exit"}."""
+
+
+class LocalProcess:
+    """A worker subprocess in a new session, so its whole process group can be killed at once."""
+
+    def __init__(self, key: tuple, argv: list[str], env: dict[str, str], log_path: str, inbox: queue.Queue):
+        self.key = key
+        self._inbox = inbox
+        self._log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed by the reader thread
+        os.chmod(log_path, 0o600)
+        self._log.write(f"\n=== start {' '.join(argv)}\n".encode())
+        self._process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+            start_new_session=sys.platform != "win32",
+            close_fds=True,
+        )
+        self.pid = self._process.pid
+        self._reader = threading.Thread(target=self._read, name=f"worker-{key[0]}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for raw in self._process.stdout:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line:
+                continue
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                self._log.write(raw)  # Blender's own banner before the worker took over stdout
+                continue
+            if isinstance(message, dict) and "event" in message:
+                self._inbox.put((self.key, message))
+        code = self._process.wait()
+        self._log.write(f"=== exit {code}\n".encode())
+        self._log.close()
+        self._inbox.put((self.key, {"event": "exit", "code": code}))
+
+    def send(self, message: dict) -> None:
+        try:
+            self._process.stdin.write((json.dumps(message) + "\n").encode())
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # the exit event tells the supervisor
+
+    def poll(self) -> int | None:
+        return self._process.poll()
+
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group (Blender and anything it started)."""
+        if self._process.poll() is None:
+            kill_group(self._process.pid)
+        try:
+            self._process.stdin.close()
+        except OSError:
+            pass
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
+    if sys.platform == "win32":
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True, check=False)
+        return
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class LocalFactory:
+    def start(self, key, argv, env, log_path, inbox):
+        return LocalProcess(key, argv, env, log_path, inbox)
+
+
+def is_python_program(program: str) -> bool:
+    """A Python with bpy (runs worker.py itself) rather than a Blender binary."""
+    name = os.path.basename(program).lower()
+    return "python" in name or os.path.realpath(program) == os.path.realpath(sys.executable)
+
+
+def default_program() -> str | None:
+    """The program that runs workers: $GRF_BLENDER, this Python when it has bpy, or blender on PATH."""
+    import importlib.util
+    import shutil
+
+    if os.environ.get("GRF_BLENDER"):
+        return os.environ["GRF_BLENDER"]
+    if importlib.util.find_spec("bpy") is not None:
+        return sys.executable
+    return shutil.which("blender")
+
+
+def worker_command(program: str, blend: str, worker_args: list[str], trust: bool = False) -> list[str]:
+    """argv for one worker; Blender binaries get --factory-startup and --disable-autoexec."""
+    if is_python_program(program):
+        return [program, WORKER_SCRIPT, "--blend", blend, *worker_args, *(["--trust"] if trust else [])]
+    autoexec = "--enable-autoexec" if trust else "--disable-autoexec"
+    return [program, "-b", "--factory-startup", autoexec, blend, "--python", WORKER_SCRIPT, "--", *worker_args]

@@ -1,0 +1,411 @@
+"""Run one job to the end: plan lanes, supervise workers, keep status.json current, clean up."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+from . import jobs
+from .devices import DeviceReport, best_device_type, detect_gpus
+from .frame_queue import FrameQueue
+from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
+from .images import check_image
+from .lanes import Lane, plan_lanes
+from .process import LocalFactory, default_program, worker_command
+from .spec import IMAGE_FORMATS, JobSpec, SpecError, write_json_atomic
+from .supervisor import Supervisor, SupervisorConfig
+
+TEMP_MARK = ".grf-"
+MIN_FREE_BYTES = 64 * 2**20
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+ZSTD_SEEKABLE_FOOTER = b"\xb1\xea\x92\x8f"
+
+
+def check_blend(path: str) -> None:
+    """Refuse a missing, non-.blend or visibly truncated file before any worker starts."""
+    if not os.path.exists(path):
+        raise SpecError(f"file not found: {path}")
+    if os.path.isdir(path):
+        raise SpecError(f"{path} is a folder, not a .blend file")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            handle.seek(max(0, os.path.getsize(path) - 64))
+            tail = handle.read()
+    except OSError as error:
+        raise SpecError(f"cannot read {path}: {error.strerror}") from None
+    if head.startswith(b"BLENDER"):
+        if b"ENDB" not in tail:
+            raise SpecError(f"{path} is a truncated .blend file (no end block)")
+    elif head.startswith(ZSTD_MAGIC):
+        if not tail.endswith(ZSTD_SEEKABLE_FOOTER):
+            raise SpecError(f"{path} is a truncated .blend file (compressed data cut short)")
+    elif not head.startswith(b"\x1f\x8b"):  # gzip, as written by Blender before 3.0
+        raise SpecError(f"{path} is not a .blend file")
+
+
+def check_output_dir(directory: str) -> None:
+    """Create the output folder; refuse one that cannot be written or has no room."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise SpecError(f"cannot create output folder {directory}: {error.strerror}") from None
+    probe = os.path.join(directory, f".grf-write-test-{os.getpid()}")
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(b"ok")
+        os.remove(probe)
+    except OSError as error:
+        raise SpecError(f"output folder {directory} is not writable: {error.strerror}") from None
+    if shutil.disk_usage(directory).free < MIN_FREE_BYTES:
+        raise SpecError(f"output folder {directory} is on a full disk (less than 64 MiB free)")
+
+
+def preflight(spec: JobSpec, report: DeviceReport | None = None) -> tuple[str, DeviceReport, str]:
+    """Everything that can be refused before work starts: (device type, devices, worker program)."""
+    spec.validate()
+    check_blend(spec.blend)
+    check_output_dir(spec.output_dir)
+    report = report or detect_gpus()
+    device_type = spec.device_type or best_device_type(report)
+    program = spec.blender or default_program()
+    if not program:
+        raise SpecError("no Blender found: pass --blender PATH (a Blender binary or a Python with bpy)")
+    if not os.path.exists(program) and not shutil.which(program):
+        raise SpecError(f"worker program not found: {program}")
+    return device_type, report, program
+
+
+def temp_path_for(final_path: str, lane: str) -> str:
+    directory, name = os.path.split(final_path)
+    return os.path.join(directory, f".{name}{TEMP_MARK}{lane}.part")
+
+
+def clean_stale_temps(directory: str) -> int:
+    removed = 0
+    for path in glob.glob(os.path.join(glob.escape(directory), f".*{TEMP_MARK}*.part")):
+        try:
+            os.remove(path)
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+class JobRun:
+    """One execution of a job folder (a first run or a resume)."""
+
+    def __init__(
+        self,
+        job_dir: str,
+        *,
+        factory=None,
+        report: DeviceReport | None = None,
+        on_status: Callable[[dict], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        supervisor_config: SupervisorConfig | None = None,
+    ):
+        self.job_dir = job_dir
+        self.spec = jobs.load_spec(job_dir)
+        self.factory = factory or LocalFactory()
+        self.report = report
+        self.on_status = on_status or (lambda status: None)
+        self.clock = clock
+        self.cancel_requested = threading.Event()
+        self.extension: str | None = self.spec.frame_extension()
+        self.started_wall = time.time()
+        self.started = clock()
+        self.message: str | None = None
+        self.config = supervisor_config or SupervisorConfig(
+            hang_timeout=self.spec.hang_timeout,
+            first_frame_timeout=self.spec.first_frame_timeout,
+            max_lane_failures=self.spec.max_lane_failures,
+        )
+        self.frames_log = open(os.path.join(job_dir, "frames.jsonl"), "a", encoding="utf-8")  # noqa: SIM115
+        self.supervisor: Supervisor | None = None
+        self.queue = FrameQueue()
+        self.lanes: list[Lane] = []
+        self.autotune: dict | None = None
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        device_type, self.report, self.program = preflight(self.spec, self.report)
+        self.device_type = device_type
+        if self.spec.layout == "auto":
+            self._autotune()
+        self.lanes = plan_lanes(self.spec, self.report, device_type)
+        clean_stale_temps(self.spec.output_dir)
+        self.supervisor = Supervisor(
+            self.lanes,
+            self.queue,
+            start_worker=self._start_worker,
+            paths=self._paths,
+            config=self.config,
+            clock=self.clock,
+            on_scene=self._on_scene,
+            on_frame=self._log_frame,
+        )
+        cached = self._cached_scene()
+        if cached:
+            self.supervisor.scene = cached
+            self._on_scene(cached)
+        elif self.spec.frames and self.extension:
+            self._plan(parse_frames(self.spec.frames))
+
+    def _autotune(self) -> None:
+        from . import autotune
+
+        scene = self._cached_scene() or self.inspect_scene()
+        gpus = self.report.gpus if self.device_type != "CPU" else []
+        choice = autotune.choose(scene, gpus, self.report.cpu)
+        self.autotune = choice
+        self.spec.layout = choice.get("layout", "per-card")
+        self.spec.workers_per_gpu = choice.get("workers_per_gpu", 1)
+        self.spec.gpus_per_worker = choice.get("gpus_per_worker", 1)
+        self.spec.persistent_data = choice.get("persistent_data", True)
+
+    def inspect_scene(self) -> dict:
+        """Ask a short-lived worker what the scene is (used by autotune)."""
+        import subprocess
+
+        argv = worker_command(self.program, self.spec.blend, ["--inspect"], self.spec.trust_scripts)
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
+        for line in result.stdout.splitlines():
+            if line.startswith("{"):
+                message = json.loads(line)
+                if message.get("event") == "scene":
+                    message.pop("event")
+                    self._save_scene(message)
+                    return message
+                if message.get("event") == "fatal":
+                    raise SpecError(f"cannot open {self.spec.blend}: {message.get('error')}")
+        raise SpecError(f"cannot inspect {self.spec.blend}: {result.stderr.strip().splitlines()[-1:]}")
+
+    def _cached_scene(self) -> dict | None:
+        try:
+            with open(os.path.join(self.job_dir, "scene.json"), encoding="utf-8") as handle:
+                scene = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        return scene if scene.get("blend_mtime") == os.path.getmtime(self.spec.blend) else None
+
+    def _save_scene(self, scene: dict) -> None:
+        scene["blend_mtime"] = os.path.getmtime(self.spec.blend)
+        write_json_atomic(os.path.join(self.job_dir, "scene.json"), scene)
+
+    def _on_scene(self, scene: dict) -> None:
+        """The first worker told us the scene: plan frames now if the spec left them open."""
+        if "blend_mtime" not in scene:
+            self._save_scene(scene)
+        if not scene.get("camera"):
+            self.message = "the scene has no camera: add one or set the scene camera"
+            self.cancel_requested.set()
+            return
+        self.extension = IMAGE_FORMATS.get(self.spec.file_format) if self.spec.file_format else scene["file_extension"]
+        if self.queue.planned:
+            return
+        try:
+            if self.spec.frames:
+                frames = parse_frames(self.spec.frames)
+            else:
+                frames = scene_frames(scene["frame_start"], scene["frame_end"], scene["frame_step"])
+        except FrameSyntaxError as error:
+            self.message = str(error)
+            self.cancel_requested.set()
+            return
+        self._plan(frames)
+
+    def _plan(self, frames: list[int]) -> None:
+        already = set()
+        if self.spec.overwrite == "skip":
+            already = {frame for frame in frames if check_image(self._final(frame)) is None}
+        self.queue.plan(frames, already)
+        for frame in sorted(already):
+            self._log_frame({"frame": frame, "status": "skipped", "path": self._final(frame)})
+
+    def _final(self, frame: int) -> str:
+        return output_path(self.spec.output_dir, self.spec.file_pattern, frame, self.extension or "")
+
+    def _paths(self, frame: int, lane: str) -> tuple[str, str]:
+        final = self._final(frame)
+        return temp_path_for(final, lane), final
+
+    def _worker_args(self, lane: Lane) -> list[str]:
+        args = [
+            "--lane", lane.name,
+            "--device-type", lane.device_type,
+            "--gpu-pci", ",".join(lane.pci_addresses),
+            "--threads", str(lane.threads),
+            "--persistent-data", "1" if self.spec.persistent_data else "0",
+        ]  # fmt: skip
+        if self.spec.file_format:
+            args += ["--file-format", self.spec.file_format]
+        if self.spec.samples:
+            args += ["--samples", str(self.spec.samples)]
+        if self.spec.resolution:
+            args += ["--resolution", "x".join(str(value) for value in self.spec.resolution)]
+        return args
+
+    def worker_env(self, lane: Lane) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(lane.env)
+        cache = os.path.join(jobs.user_cache_dir(), "cuda-cache")
+        os.makedirs(cache, exist_ok=True)
+        env.setdefault("CUDA_CACHE_PATH", cache)  # one kernel cache shared by every worker
+        env.setdefault("CUDA_CACHE_MAXSIZE", str(4 * 2**30))
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _start_worker(self, lane: Lane, key: tuple, inbox):
+        argv = worker_command(self.program, self.spec.blend, self._worker_args(lane), self.spec.trust_scripts)
+        log_path = os.path.join(self.job_dir, "logs", f"{lane.name}.log")
+        return self.factory.start(key, argv, self.worker_env(lane), log_path, inbox)
+
+    def _log_frame(self, record: dict) -> None:
+        self.frames_log.write(json.dumps(record) + "\n")
+        self.frames_log.flush()
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self) -> dict:
+        jobs.write_pid(self.job_dir)
+        self.prepare()
+        self.supervisor.start()
+        state = "running"
+        last_write = 0.0
+        try:
+            while not self.supervisor.finished:
+                self.supervisor.step(timeout=0.1)
+                if self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request")):
+                    state = "cancelled"
+                    break
+                if self._disk_full():
+                    state = "failed"
+                    self.message = f"output disk is full ({self.spec.output_dir}); finished frames are kept"
+                    break
+                now = self.clock()
+                if self.supervisor.changed or now - last_write > 2.0:
+                    if now - last_write >= 0.2:
+                        self.write_status("running")
+                        self.supervisor.changed = False
+                        last_write = now
+        finally:
+            self._stop_workers()
+        if state == "running":
+            state = "done" if not self.queue.failed and self.queue.finished else "failed"
+            if state == "failed" and not self.message:
+                self.message = self._failure_message()
+        if state == "cancelled" and self.message:
+            state = "failed"
+        video = None
+        if state == "done" and self.spec.video:
+            self.write_status("running", phase="encoding video")
+            from .video import encode_job
+
+            try:
+                video = encode_job(self.job_dir)
+            except Exception as error:
+                state, self.message = "failed", f"video encoding failed: {error}"
+        status = self.write_status(state, phase=state, video=video, finished=True)
+        self.frames_log.close()
+        return status
+
+    def _disk_full(self) -> bool:
+        now = self.clock()
+        if now - getattr(self, "_disk_checked", 0.0) < 2.0:
+            return False
+        self._disk_checked = now
+        try:
+            return shutil.disk_usage(self.spec.output_dir).free < MIN_FREE_BYTES // 4
+        except OSError:
+            return False
+
+    def _failure_message(self) -> str:
+        if self.supervisor.fatal_errors and all(run.blocklisted for run in self.supervisor.runs.values()):
+            return self.supervisor.fatal_errors[0]
+        if self.queue.failed:
+            frame, error = next(iter(sorted(self.queue.failed.items())))
+            return f"{len(self.queue.failed)} frame(s) failed; frame {frame}: {error}"
+        errors = [run.last_error for run in self.supervisor.runs.values() if run.last_error]
+        return errors[-1] if errors else "job did not finish"
+
+    def _stop_workers(self) -> None:
+        """Quit idle workers politely, kill the rest, and leave no temporary file behind."""
+        supervisor = self.supervisor
+        if supervisor is None:
+            return
+        handles = [run.handle for run in supervisor.runs.values() if run.handle is not None]
+        for run in supervisor.runs.values():
+            if run.handle is not None and run.frame is None and run.state in ("ready", "stopped"):
+                run.handle.send({"cmd": "quit"})
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and any(handle.poll() is None for handle in handles):
+            time.sleep(0.05)
+        supervisor.shutdown()
+        for handle in handles:
+            wait = getattr(handle, "wait", None)
+            if wait:
+                wait(5.0)
+        clean_stale_temps(self.spec.output_dir)
+
+    def status(self, state: str, phase: str | None = None, **extra) -> dict:
+        supervisor = self.supervisor
+        counts = self.queue.counts() if supervisor else {}
+        now = time.time()
+        status = {
+            "job_id": self.spec.job_id,
+            "job_dir": self.job_dir,
+            "blend": self.spec.blend,
+            "output_dir": self.spec.output_dir,
+            "state": state,
+            "phase": phase or (supervisor.phase() if supervisor else "starting"),
+            "pid": os.getpid(),
+            "started_at": self.started_wall,
+            "updated_at": now,
+            "elapsed": round(self.clock() - self.started, 3),
+            "eta_seconds": supervisor.eta_seconds() if supervisor and self.queue.planned else None,
+            "device_type": getattr(self, "device_type", None),
+            "layout": self.spec.layout,
+            "autotune": self.autotune,
+            "frames": counts,
+            "failed_frames": {str(frame): error for frame, error in sorted(self.queue.failed.items())},
+            "lanes": [run.to_status() for run in supervisor.runs.values()] if supervisor else [],
+            "message": self.message,
+            "video": extra.get("video"),
+        }
+        if extra.get("finished"):
+            status["finished_at"] = now
+        return status
+
+    def write_status(self, state: str, phase: str | None = None, **extra) -> dict:
+        status = self.status(state, phase, **extra)
+        jobs.write_status(self.job_dir, status)
+        self.on_status(status)
+        return status
+
+
+def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> dict:
+    """Run a job folder in this process until it ends; SIGINT/SIGTERM cancel it cleanly."""
+    job = JobRun(job_dir, **options)
+    if handle_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: job.cancel_requested.set())
+    try:
+        return job.run()
+    except SpecError as error:
+        job.message = str(error)
+        status = job.status("failed", phase="failed", finished=True)
+        status["error"] = str(error)
+        jobs.write_status(job_dir, status)
+        raise
+    finally:
+        try:
+            os.remove(os.path.join(job_dir, "dispatcher.pid"))
+        except OSError:
+            pass

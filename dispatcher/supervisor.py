@@ -1,0 +1,367 @@
+"""Lane supervision: an explicit state machine per worker, driven by events and a clock.
+
+States: starting -> ready <-> rendering; any -> backoff -> starting (after a failure);
+any -> failed (blocklisted or fatal); ready -> stopped (no work left, or shutdown).
+The clock and the process factory are injected, so tests drive it with fakes.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .frame_queue import FrameQueue
+from .images import check_image
+from .lanes import Lane
+
+STARTING, READY, RENDERING, BACKOFF, FAILED, STOPPED = "starting", "ready", "rendering", "backoff", "failed", "stopped"
+LIVE_STATES = (STARTING, READY, RENDERING, BACKOFF)
+
+
+@dataclass
+class LaneRun:
+    """Runtime state of one lane."""
+
+    lane: Lane
+    state: str = STARTING
+    handle: object | None = None
+    generation: int = 0
+    frame: int | None = None
+    temp_path: str | None = None
+    frame_sent_at: float = 0.0
+    frame_sent_wall: float = 0.0
+    sample: int | None = None
+    samples: int | None = None
+    frames_done: int = 0
+    render_seconds: list[float] = field(default_factory=list)
+    wall_seconds: list[float] = field(default_factory=list)
+    consecutive_failures: int = 0
+    failures: int = 0
+    restarts: int = 0
+    blocklisted: bool = False
+    last_error: str | None = None
+    last_activity: float = 0.0
+    backoff_until: float = 0.0
+    devices_used: list = field(default_factory=list)
+    note: str | None = None
+    phase: str | None = None
+    pid: int | None = None
+    rendered_once: bool = False
+
+    def seconds_per_frame(self) -> float | None:
+        recent = self.wall_seconds[-8:]
+        return sum(recent) / len(recent) if recent else None
+
+    def to_status(self) -> dict:
+        spf = self.seconds_per_frame()
+        return {
+            "name": self.lane.name,
+            "state": self.state,
+            "device": self.lane.describe(),
+            "device_type": self.lane.device_type,
+            "gpus": [gpu.uuid for gpu in self.lane.gpus],
+            "devices_used": self.devices_used,
+            "pid": self.pid if self.state in LIVE_STATES else None,
+            "frame": self.frame,
+            "sample": self.sample,
+            "samples": self.samples,
+            "frames_done": self.frames_done,
+            "seconds_per_frame": round(spf, 3) if spf else None,
+            "failures": self.failures,
+            "restarts": self.restarts,
+            "blocklisted": self.blocklisted,
+            "last_error": self.last_error,
+            "note": self.note,
+            "phase": self.phase,
+        }
+
+
+@dataclass
+class SupervisorConfig:
+    hang_timeout: float = 600.0
+    first_frame_timeout: float = 3600.0
+    max_lane_failures: int = 3
+    backoff_base: float = 1.0
+    backoff_max: float = 30.0
+
+
+class Supervisor:
+    """Runs lanes against a frame queue; `step()` advances everything one tick."""
+
+    def __init__(
+        self,
+        lanes: list[Lane],
+        frames: FrameQueue,
+        *,
+        start_worker: Callable[[Lane, tuple, queue.Queue], object],
+        paths: Callable[[int, str], tuple[str, str]],
+        config: SupervisorConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        on_scene: Callable[[dict], None] | None = None,
+        on_frame: Callable[[dict], None] | None = None,
+    ):
+        self.runs = {lane.name: LaneRun(lane) for lane in lanes}
+        self.frames = frames
+        self.start_worker = start_worker
+        self.paths = paths  # (frame, lane name) -> (temporary path, final path)
+        self.config = config or SupervisorConfig()
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.on_scene = on_scene
+        self.on_frame = on_frame or (lambda record: None)
+        self.inbox: queue.Queue = queue.Queue()
+        self.scene: dict | None = None
+        self.changed = True
+        self.fatal_errors: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        for run in self.runs.values():
+            self._launch(run)
+
+    def _launch(self, run: LaneRun) -> None:
+        run.generation += 1
+        run.state, run.frame, run.sample, run.samples = STARTING, None, None, None
+        run.last_activity = self.clock()
+        run.handle = self.start_worker(run.lane, (run.lane.name, run.generation), self.inbox)
+        run.pid = getattr(run.handle, "pid", None)
+        self.changed = True
+
+    def live_runs(self) -> list[LaneRun]:
+        return [run for run in self.runs.values() if run.state in LIVE_STATES]
+
+    @property
+    def finished(self) -> bool:
+        """Every planned frame is done or failed, or no lane is left to render."""
+        return self.frames.finished or not self.live_runs()
+
+    def step(self, timeout: float = 0.1) -> None:
+        """Handle whatever events arrived (waiting up to ``timeout``), then timers and dispatch."""
+        try:
+            key, message = self.inbox.get(timeout=timeout)
+            self.handle(key, message)
+            while True:
+                key, message = self.inbox.get_nowait()
+                self.handle(key, message)
+        except queue.Empty:
+            pass
+        self.tick()
+
+    def tick(self) -> None:
+        now = self.clock()
+        for run in self.runs.values():
+            if run.state == BACKOFF and now >= run.backoff_until:
+                self._launch(run)
+            elif run.state in (STARTING, RENDERING):
+                limit = self.config.hang_timeout if run.rendered_once else self.config.first_frame_timeout
+                if now - run.last_activity > limit:
+                    what = f"frame {run.frame}" if run.state == RENDERING else "start-up"
+                    self._kill(run)
+                    self._lane_failed(run, f"no progress for {int(now - run.last_activity)} s during {what}")
+        self._dispatch()
+        if self.frames.planned and not self.live_runs() and self.frames.pending:
+            self.frames.abandon("no lane left to render it: " + (self._last_errors() or "all lanes failed"))
+            self.changed = True
+
+    def _dispatch(self) -> None:
+        for run in self.runs.values():
+            if run.state != READY or not self.frames.planned:
+                continue
+            others = sum(1 for other in self.live_runs() if other is not run)
+            frame = self.frames.take(run.lane.name, others)
+            if frame is None:
+                if not self.frames.pending and not self.frames.in_flight:
+                    self.stop_lane(run)
+                continue
+            temp_path, _final = self.paths(frame, run.lane.name)
+            run.state, run.frame, run.temp_path = RENDERING, frame, temp_path
+            run.sample, run.samples, run.phase = None, None, None
+            run.frame_sent_at, run.frame_sent_wall = self.clock(), self.wall_clock()
+            run.last_activity = run.frame_sent_at
+            run.handle.send({"cmd": "render", "frame": frame, "path": temp_path})
+            self.changed = True
+
+    def stop_lane(self, run: LaneRun) -> None:
+        if run.handle is not None:
+            run.handle.send({"cmd": "quit"})
+        run.state = STOPPED
+        self.changed = True
+
+    def shutdown(self, grace: float = 0.0) -> None:
+        """Stop every worker now: in-flight frames go back to the queue, temporary files are removed."""
+        for run in self.runs.values():
+            if run.frame is not None:
+                self.frames.release(run.frame)
+            self._kill(run)
+            if run.state in LIVE_STATES:
+                run.state = STOPPED
+            run.frame = None
+        self.changed = True
+
+    def _kill(self, run: LaneRun) -> None:
+        if run.handle is not None:
+            run.handle.kill()
+        self._remove_temp(run)
+
+    def _remove_temp(self, run: LaneRun) -> None:
+        if run.temp_path and os.path.exists(run.temp_path):
+            try:
+                os.remove(run.temp_path)
+            except OSError:
+                pass
+        run.temp_path = None
+
+    # -- events -----------------------------------------------------------------------------
+    def handle(self, key: tuple, message: dict) -> None:
+        name, generation = key
+        run = self.runs.get(name)
+        if run is None or generation != run.generation:
+            return  # a message from an earlier, already replaced worker
+        run.last_activity = self.clock()
+        event = message.get("event")
+        handler = getattr(self, f"_on_{event}", None)
+        if handler:
+            handler(run, message)
+            self.changed = True
+
+    def _on_ready(self, run: LaneRun, message: dict) -> None:
+        if run.state != STARTING:
+            return
+        run.state = READY
+        run.devices_used = message.get("devices") or []
+        run.note = message.get("note")
+        run.pid = message.get("pid", run.pid)
+        if self.scene is None and message.get("scene"):
+            self.scene = message["scene"]
+            if self.on_scene:
+                self.on_scene(self.scene)
+
+    def _on_progress(self, run: LaneRun, message: dict) -> None:
+        if message.get("frame") == run.frame:
+            run.sample, run.samples, run.phase = message.get("sample"), message.get("samples"), None
+
+    def _on_phase(self, run: LaneRun, message: dict) -> None:
+        run.phase = message.get("phase")
+
+    def _on_done(self, run: LaneRun, message: dict) -> None:
+        frame = message.get("frame")
+        if run.state != RENDERING or frame != run.frame:
+            return
+        temp_path, final_path = self.paths(frame, run.lane.name)
+        problem = check_image(temp_path)
+        if problem:
+            self._frame_failed(run, f"output not valid: {problem}")
+            return
+        os.replace(temp_path, final_path)
+        now = self.clock()
+        run.temp_path = None
+        run.frames_done += 1
+        run.consecutive_failures = 0
+        run.rendered_once = True
+        run.render_seconds.append(float(message.get("seconds") or 0.0))
+        run.wall_seconds.append(now - run.frame_sent_at)
+        self.frames.complete(frame)
+        self.on_frame(
+            {
+                "frame": frame,
+                "lane": run.lane.name,
+                "start": round(run.frame_sent_wall, 4),
+                "end": round(run.frame_sent_wall + (now - run.frame_sent_at), 4),
+                "render_seconds": message.get("seconds"),
+                "status": "done",
+                "attempt": self.frames.attempts.get(frame, 1),
+                "path": final_path,
+            }
+        )
+        run.state, run.frame, run.sample, run.samples = READY, None, None, None
+        self._dispatch()
+
+    def _on_frame_error(self, run: LaneRun, message: dict) -> None:
+        if run.state == RENDERING and message.get("frame") == run.frame:
+            self._frame_failed(run, message.get("error") or "render failed")
+
+    def _on_fatal(self, run: LaneRun, message: dict) -> None:
+        error = message.get("error") or "worker failed to start"
+        self.fatal_errors.append(error)
+        self._kill(run)
+        if run.frame is not None:
+            self.frames.fail(run.frame, run.lane.name, error)
+        run.frame = None
+        run.last_error = error
+        run.failures += 1
+        run.state = FAILED  # deterministic (missing GPU, unreadable file): retrying cannot help
+        run.blocklisted = True
+
+    def _on_exit(self, run: LaneRun, message: dict) -> None:
+        if run.state in (STOPPED, FAILED, BACKOFF):
+            return
+        code = message.get("code")
+        reason = f"worker exited with code {code}" if code is None or code >= 0 else f"worker killed by signal {-code}"
+        self._lane_failed(run, reason)
+
+    # -- failures ---------------------------------------------------------------------------
+    def _frame_failed(self, run: LaneRun, error: str) -> None:
+        """A frame failed inside a live worker: restart it clean (a GPU error can poison its state)."""
+        self._kill(run)
+        self._lane_failed(run, error)
+
+    def _lane_failed(self, run: LaneRun, error: str) -> None:
+        """A crash, hang or bad frame: requeue the frame, back off, blocklist after N in a row."""
+        frame = run.frame
+        if frame is not None:
+            final = self.frames.fail(frame, run.lane.name, error)
+            self.on_frame(
+                {
+                    "frame": frame,
+                    "lane": run.lane.name,
+                    "start": round(run.frame_sent_wall, 4),
+                    "end": round(self.wall_clock(), 4),
+                    "status": "failed" if final else "retry",
+                    "error": error,
+                    "attempt": self.frames.attempts.get(frame, 1),
+                }
+            )
+        self._remove_temp(run)
+        if run.handle is not None:
+            run.handle.kill()
+        run.frame, run.sample, run.samples = None, None, None
+        run.last_error = error
+        run.failures += 1
+        run.consecutive_failures += 1
+        if run.consecutive_failures >= self.config.max_lane_failures:
+            run.state, run.blocklisted = FAILED, True
+        elif self.frames.finished:
+            run.state = STOPPED
+        else:
+            delay = min(self.config.backoff_max, self.config.backoff_base * 2 ** (run.consecutive_failures - 1))
+            run.state, run.backoff_until = BACKOFF, self.clock() + delay
+            run.restarts += 1
+        self.changed = True
+
+    def _last_errors(self) -> str:
+        errors = [run.last_error for run in self.runs.values() if run.last_error]
+        return errors[-1] if errors else ""
+
+    # -- status -----------------------------------------------------------------------------
+    def eta_seconds(self) -> float | None:
+        rates = [1.0 / spf for run in self.live_runs() if (spf := run.seconds_per_frame())]
+        remaining = len(self.frames.pending) + len(self.frames.in_flight)
+        if not remaining:
+            return 0.0
+        if not rates:
+            return None
+        return remaining / sum(rates)
+
+    def phase(self) -> str:
+        live = self.live_runs()
+        if any(run.phase == "compiling GPU kernels" for run in live):
+            return "compiling GPU kernels"
+        if any(run.state == RENDERING for run in live):
+            return "rendering"
+        if any(run.state in (STARTING, BACKOFF) for run in live):
+            return "starting workers"
+        return "finishing"

@@ -1,0 +1,372 @@
+"""Headless render worker: keeps one scene loaded and renders the frames the dispatcher sends.
+
+Run by Blender:  blender -b --factory-startup --disable-autoexec FILE --python worker.py -- [options]
+Run by a Python with bpy:  python worker.py --blend FILE [options]
+
+Protocol: JSON lines. Commands arrive on stdin ({"cmd": "render", "frame": 7, "path": TMP} or
+{"cmd": "quit"}); events leave on the original stdout ({"event": "ready" | "progress" | "done" |
+"frame_error" | "fatal" | "phase", ...}). Everything Blender prints goes to stderr (the lane's log).
+The worker exits when stdin closes or its parent dies, so a killed dispatcher leaves nothing behind.
+Standalone on purpose: it imports nothing from the dispatcher package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+
+MOVIE_FORMATS = {"FFMPEG", "AVI_JPEG", "AVI_RAW"}
+GPU_TYPES = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
+SAMPLE_RE = re.compile(r"Sample (\d+)/(\d+)")
+KERNEL_RE = re.compile(r"(compil|load)\w* (render |gpu )?kernels?", re.IGNORECASE)
+
+
+class Channel:
+    """The protocol stream: a private copy of stdout, so Blender's own prints cannot corrupt it."""
+
+    def __init__(self) -> None:
+        self._stream = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+        os.dup2(2, 1)  # C-level prints (Fra:..., Saved:...) now land in the log
+        sys.stdout = sys.stderr
+        self._lock = threading.Lock()
+
+    def send(self, event: str, **fields) -> None:
+        line = json.dumps({"event": event, **fields}, default=str)
+        with self._lock:
+            try:
+                self._stream.write(line + "\n")
+                self._stream.flush()
+            except (BrokenPipeError, OSError):
+                os._exit(4)  # the dispatcher is gone
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="worker.py")
+    parser.add_argument("--blend", help="file to open (when not opened by Blender itself)")
+    parser.add_argument("--lane", default="lane")
+    parser.add_argument("--device-type", default="CPU", type=str.upper)
+    parser.add_argument("--gpu-pci", default="", help="comma list of Cycles PCI addresses (0000:00:06)")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--persistent-data", type=int, default=1)
+    parser.add_argument("--file-format", default="")
+    parser.add_argument("--samples", type=int, default=0)
+    parser.add_argument("--resolution", default="", help="WxH")
+    parser.add_argument("--trust", action="store_true", help="let scripts in the .blend run")
+    parser.add_argument("--inspect", action="store_true", help="print scene facts as JSON and exit")
+    parser.add_argument("--progress-interval", type=float, default=0.25)
+    return parser.parse_args(argv)
+
+
+def script_argv() -> list[str]:
+    """Arguments meant for this script: after ``--`` under Blender, all of them under Python."""
+    if "--" in sys.argv:
+        return sys.argv[sys.argv.index("--") + 1 :]
+    return sys.argv[1:]
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this worker when the dispatcher dies (kill -9 included)."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except Exception:
+            pass
+    if os.getppid() != parent or parent == 1:
+        os._exit(5)
+
+
+def open_blend(bpy, args) -> None:
+    if args.blend:
+        bpy.ops.wm.open_mainfile(filepath=args.blend, load_ui=False, use_scripts=args.trust)
+    if not bpy.data.filepath:
+        raise RuntimeError("no .blend file is open")
+
+
+def scene_facts(bpy, scene) -> dict:
+    """What the dispatcher, the autotuner and the add-on need to know about the scene."""
+    render = scene.render
+    triangles, deforming = 0, False
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    for obj in scene.objects:
+        if obj.type != "MESH":
+            continue
+        deforming = deforming or is_deforming(obj)
+        evaluated = obj.evaluated_get(depsgraph)
+        try:
+            mesh = evaluated.to_mesh()
+            mesh.calc_loop_triangles()
+            triangles += len(mesh.loop_triangles)
+            evaluated.to_mesh_clear()
+        except RuntimeError:
+            pass
+    width = int(render.resolution_x * render.resolution_percentage / 100)
+    height = int(render.resolution_y * render.resolution_percentage / 100)
+    return {
+        "blend": bpy.data.filepath,
+        "scene": scene.name,
+        "frame_start": scene.frame_start,
+        "frame_end": scene.frame_end,
+        "frame_step": scene.frame_step,
+        "fps": render.fps / (render.fps_base or 1.0),
+        "resolution": [width, height],
+        "resolution_percentage": render.resolution_percentage,
+        "engine": render.engine,
+        "samples": scene.cycles.samples if render.engine == "CYCLES" else None,
+        "camera": scene.camera is not None,
+        "file_format": render.image_settings.file_format,
+        "file_extension": render.file_extension,
+        "is_movie": render.image_settings.file_format in MOVIE_FORMATS,
+        "triangles": triangles,
+        "deforming": deforming,
+        "objects": len(scene.objects),
+        "estimated_vram_mb": int(256 + triangles * 0.0004 + width * height * 4 * 16 / 2**20),
+        "has_audio": any(strip.type == "SOUND" for strip in getattr(scene.sequence_editor, "strips_all", []) or []),
+    }
+
+
+def is_deforming(obj) -> bool:
+    """Geometry that changes per frame, so persistent data cannot reuse it."""
+    deforming_modifiers = {"ARMATURE", "CLOTH", "SOFT_BODY", "FLUID", "OCEAN", "DYNAMIC_PAINT", "MESH_CACHE"}
+    if any(modifier.type in deforming_modifiers for modifier in obj.modifiers):
+        return True
+    animated = [obj.animation_data, getattr(obj.data, "animation_data", None)]
+    keys = getattr(obj.data, "shape_keys", None)
+    animated.append(getattr(keys, "animation_data", None) if keys else None)
+    for data in animated:
+        if data is None:
+            continue
+        if data.drivers and len(data.drivers):
+            return True
+        action = data.action
+        if action is None:
+            continue
+        for curve in iter_fcurves(action):
+            if curve.data_path.startswith(("modifiers", "key_blocks", "vertices", "data")):
+                return True
+    if keys and keys.use_relative and len(keys.key_blocks) > 1 and obj.data.shape_keys.animation_data:
+        return True
+    node_groups = [modifier.node_group for modifier in obj.modifiers if modifier.type == "NODES"]
+    return any(group is not None and uses_time(group) for group in node_groups)
+
+
+def iter_fcurves(action):
+    curves = getattr(action, "fcurves", None)
+    if curves is not None:
+        yield from curves
+        return
+    for layer in getattr(action, "layers", []):  # slotted actions (Blender 4.4+)
+        for strip in layer.strips:
+            for channelbag in getattr(strip, "channelbags", []):
+                yield from channelbag.fcurves
+
+
+def uses_time(node_group) -> bool:
+    time_nodes = {"GeometryNodeInputSceneTime", "GeometryNodeSimulationInput"}
+    return any(node.bl_idname in time_nodes for node in node_group.nodes)
+
+
+def configure_devices(bpy, scene, args) -> tuple[list[dict], str | None]:
+    """Enable exactly the asked-for Cycles devices; refuse a silent CPU fallback."""
+    if scene.render.engine != "CYCLES":
+        note = None
+        if args.device_type != "CPU":
+            note = f"engine {scene.render.engine}: GPU pinning applies to Cycles; the engine picks its own GPU"
+        return [], note
+    cycles_prefs = bpy.context.preferences.addons["cycles"].preferences
+    if args.device_type == "CPU":
+        scene.cycles.device = "CPU"
+        cycles_prefs.compute_device_type = "NONE"
+        return [{"id": "CPU", "name": "CPU", "type": "CPU"}], None
+    wanted = [address.lower() for address in args.gpu_pci.split(",") if address]
+    note = None
+    for device_type in (args.device_type, "CUDA") if args.device_type == "OPTIX" else (args.device_type,):
+        chosen = enable_gpu_devices(cycles_prefs, device_type, wanted)
+        if chosen:
+            if device_type != args.device_type:
+                note = f"OptiX not available for this card; rendering with {device_type}"
+            scene.cycles.device = "GPU"
+            return chosen, note
+    found = [f"{device.type}:{device.id}" for device in cycles_prefs.devices if device.type != "CPU"]
+    asked = ", ".join(wanted) if wanted else "any"
+    raise RuntimeError(
+        f"{args.device_type} GPU {asked} is not visible to Cycles (found: {', '.join(found) or 'no GPU'}); "
+        "refusing to render on the CPU"
+    )
+
+
+def enable_gpu_devices(cycles_prefs, device_type: str, wanted: list[str]) -> list[dict]:
+    try:
+        cycles_prefs.compute_device_type = device_type
+    except TypeError:
+        return []
+    cycles_prefs.refresh_devices()
+    chosen = []
+    for device in cycles_prefs.devices:
+        match = device.type == device_type and (
+            not wanted or any(device.id.lower().removesuffix("_optix").endswith(address) for address in wanted)
+        )
+        device.use = match
+        if match:
+            chosen.append({"id": device.id, "name": device.name, "type": device.type})
+    return chosen
+
+
+def configure_scene(scene, args) -> dict:
+    render = scene.render
+    render.use_persistent_data = bool(args.persistent_data)
+    if args.threads > 0:
+        render.threads_mode = "FIXED"
+        render.threads = args.threads
+    if args.samples > 0 and render.engine == "CYCLES":
+        scene.cycles.samples = args.samples
+        scene.cycles.use_adaptive_sampling = False
+    if args.resolution:
+        width, height = (int(value) for value in args.resolution.lower().split("x"))
+        render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
+    coerced = None
+    if args.file_format:
+        render.image_settings.file_format = args.file_format
+    elif render.image_settings.file_format in MOVIE_FORMATS:
+        coerced = render.image_settings.file_format
+        render.image_settings.file_format = "PNG"
+    return {"coerced_from": coerced}
+
+
+class Progress:
+    """Forwards Cycles' 'Sample i/n' and kernel-compile status lines, at most a few per second."""
+
+    def __init__(self, channel: Channel, interval: float, gpu: bool) -> None:
+        self.channel = channel
+        self.gpu = gpu
+        self.interval = interval
+        self.frame: int | None = None
+        self.last_sent = 0.0
+        self.last_text = ""
+        self.error: str | None = None
+        self.parent = os.getppid()
+
+    def __call__(self, stats, *_ignored) -> None:
+        if os.getppid() != self.parent:
+            os._exit(5)
+        text = stats if isinstance(stats, str) else ""
+        self.last_text = text
+        if "error" in text.lower() and self.error is None:
+            self.error = text.split("|")[-1].strip()
+        now = time.monotonic()
+        if self.gpu and KERNEL_RE.search(text):
+            self.channel.send("phase", frame=self.frame, phase="compiling GPU kernels", text=text.strip())
+            self.last_sent = now
+            return
+        match = SAMPLE_RE.search(text)
+        if match and (now - self.last_sent >= self.interval or match[1] == match[2]):
+            self.last_sent = now
+            self.channel.send("progress", frame=self.frame, sample=int(match[1]), samples=int(match[2]))
+
+
+def render_frame(bpy, scene, frame: int, path: str, progress: Progress) -> float:
+    progress.frame, progress.error = frame, None
+    scene.frame_set(frame)
+    started = time.perf_counter()
+    result = bpy.ops.render.render(write_still=False, scene=scene.name)
+    seconds = time.perf_counter() - started
+    if progress.error:
+        raise RuntimeError(f"render error: {progress.error}")
+    if "FINISHED" not in result:
+        raise RuntimeError(f"render ended with {sorted(result)}")
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    bpy.data.images["Render Result"].save_render(filepath=path, scene=scene)
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+    return seconds
+
+
+def watch_stdin(commands: list, ready: threading.Event) -> None:
+    """Read commands on a thread; end the process when stdin closes (the dispatcher is gone)."""
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            commands.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+        ready.set()
+    os._exit(0 if commands and commands[-1].get("cmd") == "quit" else 6)
+
+
+def serve(bpy, scene, channel: Channel, progress: Progress) -> None:
+    commands: list[dict] = []
+    arrived = threading.Event()
+    threading.Thread(target=watch_stdin, args=(commands, arrived), daemon=True).start()
+    while True:
+        arrived.wait()
+        arrived.clear()
+        while commands:
+            command = commands.pop(0)
+            if command.get("cmd") == "quit":
+                channel.send("bye")
+                os._exit(0)
+            if command.get("cmd") != "render":
+                continue
+            frame, path = int(command["frame"]), command["path"]
+            channel.send("started", frame=frame)
+            try:
+                seconds = render_frame(bpy, scene, frame, path, progress)
+            except Exception as error:  # report, stay alive for the next frame
+                channel.send("frame_error", frame=frame, error=one_line(error))
+                continue
+            channel.send("done", frame=frame, path=path, seconds=round(seconds, 4))
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def main() -> None:
+    args = parse_args(script_argv())
+    channel = Channel()
+    die_with_parent()
+    try:
+        import bpy
+
+        open_blend(bpy, args)
+        scene = bpy.context.scene
+        if args.inspect:
+            channel.send("scene", **scene_facts(bpy, scene))
+            os._exit(0)
+        settings = configure_scene(scene, args)
+        devices, note = configure_devices(bpy, scene, args)
+        facts = scene_facts(bpy, scene)
+    except Exception as error:
+        channel.send("fatal", error=one_line(error))
+        os._exit(3)
+    progress = Progress(channel, args.progress_interval, gpu=args.device_type != "CPU")
+    bpy.app.handlers.render_stats.append(progress)
+    channel.send(
+        "ready",
+        lane=args.lane,
+        pid=os.getpid(),
+        blender=bpy.app.version_string,
+        devices=devices,
+        note=note,
+        scene=facts,
+        visible=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        **settings,
+    )
+    serve(bpy, scene, channel, progress)
+
+
+if __name__ == "__main__":
+    main()
