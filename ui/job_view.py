@@ -44,7 +44,9 @@ def draw_lanes(layout, lanes: list[dict]) -> None:
         factor, text = lane_text(lane)
         split.progress(factor=factor, type="BAR", text=text)
         if lane.get("last_error") and failed:
-            layout.label(text=f"{lane.get('name')}: {lane['last_error']}", icon="BLANK1")
+            error = layout.row()
+            error.alert = True
+            error.label(text=f"{lane.get('name')}: {lane['last_error']}", icon="BLANK1")
 
 
 def draw_failed(layout, failed: dict) -> None:
