@@ -1,0 +1,239 @@
+"""The lane state machine, driven by a fake clock and fake worker processes."""
+
+import struct
+import zlib
+
+from dispatcher.frame_queue import FrameQueue
+from dispatcher.lanes import Lane
+from dispatcher.supervisor import BACKOFF, FAILED, READY, RENDERING, STARTING, STOPPED, Supervisor, SupervisorConfig
+
+
+def png_bytes(width=4, height=4) -> bytes:
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + b"\x80" * width * 3 for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class FakeWorker:
+    def __init__(self, key):
+        self.key, self.pid, self.sent, self.killed, self.code = key, 1000 + key[1], [], False, None
+
+    def send(self, message):
+        self.sent.append(message)
+
+    def poll(self):
+        return self.code
+
+    def kill(self):
+        self.killed, self.code = True, -9
+
+
+class Rig:
+    """A supervisor over fake workers; `workers[lane]` is the lane's current fake process."""
+
+    def __init__(self, tmp_path, lanes=("a", "b"), frames=range(1, 5), **config):
+        self.tmp, self.clock, self.workers, self.started = tmp_path, FakeClock(), {}, []
+        self.queue = FrameQueue()
+        self.records = []
+        self.sup = Supervisor(
+            [Lane(name, "CPU") for name in lanes],
+            self.queue,
+            start_worker=self.start,
+            paths=lambda frame, lane: (str(tmp_path / f".f{frame}.{lane}.part"), str(tmp_path / f"f{frame}.png")),
+            config=SupervisorConfig(**{"hang_timeout": 10, "first_frame_timeout": 100, **config}),
+            clock=self.clock,
+            wall_clock=self.clock,
+            on_frame=self.records.append,
+        )
+        self.queue.plan(list(frames))
+
+    def start(self, lane, key, inbox):
+        worker = FakeWorker(key)
+        self.workers[lane.name] = worker
+        self.started.append(lane.name)
+        return worker
+
+    def emit(self, lane, **message):
+        self.sup.handle(self.workers[lane].key, message)
+        self.sup.tick()
+
+    def ready(self, *lanes):
+        for lane in lanes:
+            self.emit(lane, event="ready", devices=[{"id": "CPU"}], scene={"camera": True})
+
+    def state(self, lane):
+        return self.sup.runs[lane].state
+
+    def current(self, lane):
+        return self.sup.runs[lane].frame
+
+    def finish(self, lane, valid=True):
+        frame = self.current(lane)
+        temp, _ = self.sup.paths(frame, lane)
+        with open(temp, "wb") as handle:
+            handle.write(png_bytes() if valid else b"\x89PNG\r\n\x1a\n")
+        self.emit(lane, event="done", frame=frame, seconds=0.5)
+        return frame
+
+
+def test_frames_flow_to_ready_lanes_one_at_a_time(tmp_path):
+    rig = Rig(tmp_path)
+    rig.sup.start()
+    assert rig.state("a") == STARTING and rig.state("b") == STARTING
+    rig.ready("a", "b")
+    assert rig.state("a") == RENDERING and rig.current("a") == 1 and rig.current("b") == 2
+    assert rig.workers["a"].sent[-1]["cmd"] == "render"
+    assert rig.finish("a") == 1
+    assert rig.current("a") == 3  # the faster lane takes the next frame at once
+    rig.finish("a"), rig.finish("b"), rig.finish("a")
+    assert rig.queue.finished and rig.sup.finished
+    assert sorted(rig.queue.done) == [1, 2, 3, 4]
+    assert all((tmp_path / f"f{frame}.png").exists() for frame in range(1, 5))
+    assert not list(tmp_path.glob(".*.part"))
+    assert rig.state("a") == STOPPED and {"cmd": "quit"} in rig.workers["a"].sent
+
+
+def test_crash_mid_frame_requeues_and_restarts_with_backoff(tmp_path):
+    rig = Rig(tmp_path, backoff_base=2.0)
+    rig.sup.start()
+    rig.ready("a", "b")
+    temp, _ = rig.sup.paths(1, "a")
+    open(temp, "wb").write(b"partial")
+    rig.emit("a", event="exit", code=-9)
+    assert rig.state("a") == BACKOFF and not (tmp_path / ".f1.a.part").exists()
+    assert 1 in rig.queue.pending and rig.sup.runs["a"].consecutive_failures == 1
+    rig.clock.now = 1.0
+    rig.sup.tick()
+    assert rig.state("a") == BACKOFF
+    rig.clock.now = 2.5
+    rig.sup.tick()
+    assert rig.state("a") == STARTING and rig.started.count("a") == 2
+    rig.ready("a")
+    assert rig.current("a") == 3  # frame 1 failed on lane a, so lane a takes another one
+    rig.finish("b")
+    assert rig.current("b") == 1
+
+
+def test_frame_failing_on_two_lanes_is_failed_and_job_goes_on(tmp_path):
+    rig = Rig(tmp_path, frames=[1, 2, 3])
+    rig.sup.start()
+    rig.ready("a", "b")
+    rig.emit("a", event="frame_error", frame=1, error="CUDA error: illegal address")
+    rig.finish("b")
+    assert rig.current("b") == 1
+    rig.emit("b", event="frame_error", frame=1, error="CUDA error: illegal address")
+    assert rig.queue.failed == {1: "CUDA error: illegal address"}
+    assert [record["status"] for record in rig.records if record["frame"] == 1] == ["retry", "failed"]
+    for lane in ("a", "b"):
+        rig.clock.now += 5
+        rig.sup.tick()
+        rig.ready(lane)
+    while not rig.queue.finished:
+        lane = next(name for name in ("a", "b") if rig.state(name) == RENDERING)
+        rig.finish(lane)
+    assert sorted(rig.queue.done) == [2, 3]
+
+
+def test_three_failures_in_a_row_blocklist_the_lane(tmp_path):
+    rig = Rig(tmp_path, frames=range(1, 7), backoff_base=0.0)
+    rig.sup.start()
+    rig.ready("a", "b")
+    for _ in range(3):
+        rig.emit("a", event="exit", code=1)
+        rig.sup.tick()
+        if rig.state("a") == STARTING:
+            rig.ready("a")
+    run = rig.sup.runs["a"]
+    assert run.state == FAILED and run.blocklisted and run.failures == 3
+    assert run.to_status()["blocklisted"] is True
+    while not rig.queue.finished:
+        rig.finish("b")
+    assert len(rig.queue.done) == 6 and rig.sup.runs["b"].frames_done == 6
+
+
+def test_hang_is_killed_and_treated_as_failure(tmp_path):
+    rig = Rig(tmp_path, lanes=("a",), frames=[1, 2])
+    rig.sup.start()
+    rig.ready("a")
+    rig.finish("a")
+    rig.clock.now = 5
+    rig.emit("a", event="progress", frame=2, sample=3, samples=10)
+    rig.clock.now = 14
+    rig.sup.tick()
+    assert rig.state("a") == RENDERING
+    rig.clock.now = 16
+    rig.sup.tick()
+    assert rig.workers["a"].killed and rig.state("a") == BACKOFF
+    assert "no progress" in rig.sup.runs["a"].last_error
+
+
+def test_first_frame_may_take_long_kernel_compile(tmp_path):
+    rig = Rig(tmp_path, lanes=("a",), frames=[1])
+    rig.sup.start()
+    rig.ready("a")
+    rig.emit("a", event="phase", frame=1, phase="compiling GPU kernels")
+    assert rig.sup.phase() == "compiling GPU kernels"
+    rig.clock.now = 60  # beyond the hang timeout, within the first-frame allowance
+    rig.sup.tick()
+    assert rig.state("a") == RENDERING
+
+
+def test_invalid_output_is_not_counted_done(tmp_path):
+    rig = Rig(tmp_path, lanes=("a",), frames=[1])
+    rig.sup.start()
+    rig.ready("a")
+    rig.finish("a", valid=False)
+    assert 1 not in rig.queue.done and not (tmp_path / "f1.png").exists()
+    assert "not valid" in rig.sup.runs["a"].last_error
+
+
+def test_fatal_start_error_fails_lane_once_without_retry(tmp_path):
+    rig = Rig(tmp_path)
+    rig.sup.start()
+    rig.emit("a", event="fatal", error="CUDA GPU 0000:00:06 is not visible to Cycles; refusing to render on the CPU")
+    assert rig.state("a") == FAILED and rig.started.count("a") == 1
+    rig.ready("b")
+    assert rig.state("b") == RENDERING
+
+
+def test_messages_from_a_replaced_worker_are_ignored(tmp_path):
+    rig = Rig(tmp_path, lanes=("a",), backoff_base=0.0)
+    rig.sup.start()
+    old_key = rig.workers["a"].key
+    rig.ready("a")
+    rig.emit("a", event="exit", code=1)
+    rig.sup.tick()
+    rig.sup.handle(old_key, {"event": "done", "frame": 1, "seconds": 1})
+    assert 1 not in rig.queue.done and rig.state("a") == STARTING
+
+
+def test_no_lane_left_fails_remaining_frames(tmp_path):
+    rig = Rig(tmp_path, lanes=("a",), frames=[1, 2])
+    rig.sup.start()
+    rig.emit("a", event="fatal", error="cannot open file")
+    rig.sup.tick()
+    assert rig.sup.finished and set(rig.queue.failed) == {1, 2}
+
+
+def test_eta_from_lane_rates(tmp_path):
+    rig = Rig(tmp_path, frames=range(1, 11))
+    rig.sup.start()
+    rig.ready("a", "b")
+    rig.clock.now = 2
+    rig.finish("a")
+    rig.clock.now = 4
+    rig.finish("b")
+    # lane a: 2 s/frame, lane b: 4 s/frame -> 0.75 frames/s; 8 frames left
+    assert abs(rig.sup.eta_seconds() - 8 / 0.75) < 1e-6
+    assert READY not in (rig.state("a"), rig.state("b"))
