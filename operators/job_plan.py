@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 from dataclasses import dataclass, field
 
@@ -29,6 +31,25 @@ class Plan:
 def is_movie(scene) -> bool:
     settings = scene.render.image_settings
     return getattr(settings, "media_type", "") == "VIDEO" or settings.file_format == "FFMPEG"
+
+
+@contextlib.contextmanager
+def png_output(scene):
+    """While saving the snapshot, a movie output becomes PNG frames (restored afterwards)."""
+    if not is_movie(scene):
+        yield
+        return
+    settings = scene.render.image_settings
+    saved = (getattr(settings, "media_type", None), settings.file_format)
+    try:
+        if saved[0] is not None:
+            settings.media_type = "IMAGE"
+        settings.file_format = "PNG"
+        yield
+    finally:
+        if saved[0] is not None:
+            settings.media_type = saved[0]
+        settings.file_format = saved[1]
 
 
 def frames_text(scene) -> str:
@@ -85,8 +106,12 @@ def plan_job(context, prefs, report) -> Plan:
     spec = plan.spec
 
     if is_movie(scene):
-        spec.file_format, spec.video = "PNG", True
-        plan.notes.append("Movie output: frames are rendered as PNG, then encoded to an MP4 at the end")
+        spec.file_format = "PNG"
+        spec.video = importlib.util.find_spec("imageio_ffmpeg") is not None
+        if spec.video:
+            plan.notes.append("Movie output: frames are rendered as PNG, then encoded to an MP4 at the end")
+        else:
+            plan.warnings.append("Movie output: frames are rendered as PNG; no MP4 (imageio-ffmpeg is missing)")
     else:
         fmt = scene.render.image_settings.file_format
         spec.file_format = fmt if fmt in IMAGE_FORMATS else None

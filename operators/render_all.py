@@ -7,7 +7,7 @@ import bpy
 
 from .. import monitor
 from ..preferences import get_preferences, jobs_root, sync_devices
-from .job_plan import PlanError, plan_job
+from .job_plan import PlanError, plan_job, png_output
 
 SNAPSHOT = "snapshot.blend"
 
@@ -63,7 +63,8 @@ class GRF_OT_render_all(bpy.types.Operator):
             bpy.ops.wm.save_mainfile()
             plan.spec.blend = os.path.join(job_dir, SNAPSHOT)
             jobs.create_job(plan.spec, job_dir=job_dir)  # validates; makes the private folder
-            bpy.ops.wm.save_as_mainfile(filepath=plan.spec.blend, copy=True, relative_remap=True)
+            with png_output(context.scene):  # workers render frames; the MP4 is encoded at the end
+                bpy.ops.wm.save_as_mainfile(filepath=plan.spec.blend, copy=True, relative_remap=True)
             jobs.launch_detached(job_dir)
         except Exception as error:  # SpecError, OSError, a failed save: nothing is running
             settings.job_dir = previous
