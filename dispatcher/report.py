@@ -355,7 +355,7 @@ def draw_chart(
     from PIL import Image, ImageDraw
 
     font, small, big = _font(13), _font(11), _font(16)
-    label_w, right, row_h, gap = 150, 30, 16, 2
+    label_w, right, row_h, gap = 210, 30, 16, 2
     plot_w = width - label_w - right
     span = max([job.wall for job in jobs] + [1e-3])
     scale = plot_w / span
@@ -395,7 +395,7 @@ def draw_chart(
             tick += step
         for row, lane in enumerate(lanes):
             row_top = top + row * (row_h + gap)
-            draw.text((10, row_top + 1), lane[:22], fill=_TEXT, font=small)
+            draw.text((10, row_top + 1), lane[:30], fill=_TEXT, font=small)
             for record in job.records:
                 if str(record.get("lane", "?")) != lane:
                     continue
@@ -435,12 +435,15 @@ def draw_chart(
         ]
         if ideal_fpm:
             entries.append(("ideal bound", ideal_fpm, (150, 150, 150)))
-        top_fpm = max([value for _name, value, _color in entries] + [1e-6])
+        measured = max([job.frames_per_minute for job in jobs] + [1e-6])
+        # an ideal bound far above every approach (start-up-bound tiny jobs) is drawn clipped
+        top_fpm = max(measured, min(ideal_fpm or 0.0, 1.5 * measured))
         for name, value, color in entries:
-            length = plot_w * 0.85 * value / top_fpm
-            draw.text((10, y + 2), name[:22], fill=_TEXT, font=small)
+            length = plot_w * 0.85 * min(value, top_fpm) / top_fpm
+            draw.text((10, y + 2), name[:34], fill=_TEXT, font=small)
             draw.rectangle([label_w, y, label_w + max(1, length), y + 16], fill=color)
-            draw.text((label_w + length + 6, y + 2), f"{value:.1f}", fill=_TEXT, font=small)
+            text = f"{value:.1f}" + (" (off scale)" if value > top_fpm else "")
+            draw.text((label_w + length + 6, y + 2), text, fill=_TEXT, font=small)
             y += 24
     os.makedirs(os.path.dirname(os.path.abspath(png_path)) or ".", exist_ok=True)
     image.save(png_path)

@@ -85,15 +85,9 @@ def make_materials() -> dict[str, bpy.types.Material]:
                 "IOR": 1.45,
             },
         ),
-        "chrome": principled(
-            "Chrome", **{"Base Color": (0.9, 0.9, 0.92, 1.0), "Metallic": 1.0, "Roughness": 0.12}
-        ),
-        "gold": principled(
-            "Gold", **{"Base Color": (1.0, 0.72, 0.3, 1.0), "Metallic": 1.0, "Roughness": 0.3}
-        ),
-        "copper": principled(
-            "Copper", **{"Base Color": (0.95, 0.5, 0.35, 1.0), "Metallic": 1.0, "Roughness": 0.2}
-        ),
+        "chrome": principled("Chrome", **{"Base Color": (0.9, 0.9, 0.92, 1.0), "Metallic": 1.0, "Roughness": 0.12}),
+        "gold": principled("Gold", **{"Base Color": (1.0, 0.72, 0.3, 1.0), "Metallic": 1.0, "Roughness": 0.3}),
+        "copper": principled("Copper", **{"Base Color": (0.95, 0.5, 0.35, 1.0), "Metallic": 1.0, "Roughness": 0.2}),
         "warm": emission("EmissionWarm", (1.0, 0.55, 0.25, 1.0), 12.0),
         "cool": emission("EmissionCool", (0.3, 0.6, 1.0, 1.0), 12.0),
     }
@@ -128,9 +122,7 @@ def add_sphere(budget: int, radius: float, location) -> bpy.types.Object:
     # a UV sphere with S segments and R rings has about 2*S*(R-1) triangles; use R = S/2
     segments = max(8, int(math.sqrt(budget)))
     rings = max(4, segments // 2)
-    bpy.ops.mesh.primitive_uv_sphere_add(
-        segments=segments, ring_count=rings, radius=radius, location=location
-    )
+    bpy.ops.mesh.primitive_uv_sphere_add(segments=segments, ring_count=rings, radius=radius, location=location)
     return active()
 
 
@@ -299,9 +291,7 @@ def build(options: argparse.Namespace) -> dict:
     aim.track_axis = "TRACK_NEGATIVE_Z"
     aim.up_axis = "UP_Y"
     scene.camera = camera
-    keyframe(
-        pivot, "rotation_euler", [(1, (0.0, 0.0, math.radians(-35))), (last, (0.0, 0.0, math.radians(35)))]
-    )
+    keyframe(pivot, "rotation_euler", [(1, (0.0, 0.0, math.radians(-35))), (last, (0.0, 0.0, math.radians(35)))])
 
     # render settings
     width, height = (int(part) for part in options.resolution.lower().split("x"))

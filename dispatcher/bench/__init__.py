@@ -1,0 +1,402 @@
+"""``python -m dispatcher bench``: render a benchmark scene of its own in every approach and compare.
+
+Builds a procedural scene (``scene.py``: ~775k triangles, glass/metal/emission, a moving camera; and a
+``deforming`` variant whose meshes change every frame), renders it with Blender's own multi-GPU mode, the
+manual per-GPU methods and this product's layouts, prints a table (wall time, frames/min, speed-up over
+Blender's combined default, share of the ideal bound, overhead between frames) and draws a PNG (per-lane
+timelines and throughput). Without a GPU it runs a tiny variant on CPU lanes. Results are kept per approach
+under ``--out`` so a long GPU benchmark can be run in pieces and tabulated with ``--collect``.
+Never imports bpy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from .. import report
+from .approaches import ALL_APPROACHES, BLENDER_APPROACHES, Run, Settings, build_scene, run_approach, warm_up
+
+VARIANTS = ("static", "deforming")
+QUICK = {"frames": 8, "resolution": "32x32", "samples": 4, "triangles": 20_000}
+FULL = {"frames": 64, "resolution": "1280x720", "samples": 128, "triangles": 750_000}
+TARGETS = {
+    "per_card_vs_single": 1.05,  # per-card wall <= 1.05 x one worker's F/N frames on one GPU
+    "vs_combined_default": 7.0,  # >= 7x faster than Blender combined (defaults), on >= 64 frames
+    "vs_combined_persistent": 1.15,  # >= 1.15x faster than Blender combined + persistent data
+    "overhead_ms": 50.0,  # median gap between two frames of one worker
+    "auto_vs_best": 1.05,  # autotune's wall within 5 % of the best approach
+}
+
+
+def add_arguments(parser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--gpu", action="store_true", help="render on the GPUs (fail when there is none)")
+    where.add_argument("--cpu", action="store_true", help="render on CPU lanes even when GPUs are present")
+    parser.add_argument("--quick", action="store_true", help="tiny scene: 8 frames, 32x32, 4 samples, ~20k triangles")
+    parser.add_argument("--variant", choices=(*VARIANTS, "both"), default="both")
+    parser.add_argument(
+        "--approaches", help=f"comma list (default: all): {', '.join(ALL_APPROACHES)}; 'single' gives the ideal bound"
+    )
+    parser.add_argument("--frames", type=int, help="frames per approach (GPU default: max(64, 8 x GPUs))")
+    parser.add_argument("--resolution", help="WxH (default 1280x720; quick 32x32)")
+    parser.add_argument("--samples", type=int, help="Cycles samples (default 128; quick 4)")
+    parser.add_argument("--triangles", type=int, help="triangle budget of the scene (default 750000; quick 20000)")
+    parser.add_argument("--device", type=str.upper, help="OPTIX or CUDA on GPUs (default: the best there is)")
+    parser.add_argument("--gpus", help="comma list of GPU indices to use (default: all)")
+    parser.add_argument("--cpu-lanes", type=int, help="CPU lanes standing in for GPUs (default: 2, or cores/8)")
+    parser.add_argument("--workers-per-gpu", type=int, default=2, help="m for the 'm workers per GPU' approach")
+    parser.add_argument("--out", default="bench_out", help="folder for scenes, results and the chart")
+    parser.add_argument("--png", help="chart path (default: OUT/bench.png)")
+    parser.add_argument("--blender", help="Blender binary or Python with bpy (default: as the render command)")
+    parser.add_argument("--no-warmup", action="store_true", help="time kernel compilation too")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per approach before it is killed")
+    parser.add_argument("--keep-frames", action="store_true", help="keep the rendered images")
+    parser.add_argument("--collect", action="store_true", help="render nothing: tabulate the results under --out")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+
+
+# -- settings ----------------------------------------------------------------------------------------------
+
+
+def make_settings(args) -> Settings:
+    from ..devices import best_device_type, cpu_info, detect_gpus, select_gpus
+    from .approaches import default_program
+
+    devices = detect_gpus()
+    cores = cpu_info().get("usable_cores") or os.cpu_count() or 1
+    use_gpu = bool(devices.gpus) and not args.cpu
+    if args.gpu and not devices.gpus:
+        raise SystemExit(f"error: --gpu given but this machine has no NVIDIA GPU ({devices.reason})")
+    size = dict(QUICK if (args.quick or not use_gpu) else FULL)
+    program = args.blender or default_program()
+    if not program:
+        raise SystemExit("error: no Blender found: pass --blender PATH (a Blender binary or a Python with bpy)")
+    if use_gpu:
+        gpus = select_gpus(devices, args.gpus.split(",") if args.gpus else None)
+        lanes = len(gpus)
+        if not args.quick:
+            size["frames"] = max(size["frames"], 8 * lanes)
+        device = args.device or best_device_type(devices)
+        label = (
+            f"{lanes} x {gpus[0].name} ({device})"
+            if len(set(g.name for g in gpus)) == 1
+            else (" + ".join(gpu.name for gpu in gpus) + f" ({device})")
+        )
+        threads, total = 0, cores
+        uuids, names = [gpu.uuid for gpu in gpus], [gpu.name for gpu in gpus]
+    else:
+        lanes = args.cpu_lanes or (max(2, min(4, cores // 8)) if cores >= 2 else 1)
+        threads = max(1, cores // lanes)
+        total = cores
+        device = "CPU"
+        reason = "--cpu" if devices.gpus else f"no GPU: {devices.reason}"
+        label = f"{lanes} CPU lanes x {threads} thread{'s' if threads > 1 else ''} standing in for GPUs ({reason})"
+        uuids, names = [], []
+    for key in ("frames", "resolution", "samples", "triangles"):
+        if getattr(args, key) is not None:
+            size[key] = getattr(args, key)
+    return Settings(
+        device=device,
+        lanes=lanes,
+        threads=threads,
+        total_threads=total,
+        frames=size["frames"],
+        resolution=size["resolution"],
+        samples=size["samples"],
+        triangles=size["triangles"],
+        workers_per_gpu=max(1, args.workers_per_gpu),
+        program=program,
+        out=os.path.abspath(args.out),
+        gpu_uuids=uuids,
+        gpu_names=names,
+        timeout=args.timeout,
+        keep_frames=args.keep_frames,
+        label=label,
+    )
+
+
+# -- numbers -----------------------------------------------------------------------------------------------
+
+
+def first_frame_seconds(run: Run) -> float | None:
+    ends = [report._number(r.get("end")) for r in run.records if r.get("status") == "done"]
+    ends = [end for end in ends if end is not None]
+    return min(ends) - run.started if ends else None
+
+
+def ideal(runs: dict[str, Run], settings_lanes: int) -> dict | None:
+    """N x one long-lived worker's steady rate on one GPU (from the 'single' run)."""
+    single = runs.get("single")
+    if single is None or not single.ok:
+        return None
+    pace = report.steady_seconds_per_frame(single.records)
+    if pace is None:
+        done = single.job().frames_done
+        pace = single.wall / done if done else None
+    if not pace:
+        return None
+    return {"seconds_per_frame": pace, "frames_per_minute": settings_lanes * 60.0 / pace}
+
+
+def analyse(runs: dict[str, Run], lanes: int, frames: int) -> dict:
+    """Rows for the table and the targets, from the runs of one variant."""
+    base = runs.get("combined")
+    bound = ideal(runs, lanes)
+    rows = []
+    for name in ALL_APPROACHES:
+        run = runs.get(name)
+        if run is None:
+            continue
+        job = run.job()
+        overhead = report.overhead_stats(run.records) if name not in BLENDER_APPROACHES else None
+        row = {
+            "approach": name,
+            "title": run.title,
+            "lanes": len(run.lanes),
+            "frames": job.frames_done,
+            "failed": job.frames_failed,
+            "wall": run.wall,
+            "frames_per_minute": 60.0 * job.frames_done / run.wall if run.wall else 0.0,
+            "speedup": (base.wall / run.wall) if base and base.ok and run.wall and name != "single" else None,
+            "of_ideal": None,
+            "gap_median_ms": overhead["median_ms"] if overhead else None,
+            "gap_p95_ms": overhead["p95_ms"] if overhead else None,
+            "first_frame": first_frame_seconds(run),
+            "ok": run.ok,
+            "error": run.error,
+        }
+        if bound and name != "single":
+            row["of_ideal"] = row["frames_per_minute"] / bound["frames_per_minute"]
+        if run.extra.get("autotune"):
+            row["autotune"] = run.extra["autotune"]
+        rows.append(row)
+    return {"rows": rows, "ideal": bound, "targets": targets(runs, rows, frames)}
+
+
+def targets(runs: dict[str, Run], rows: list[dict], frames: int) -> list[dict]:
+    result = []
+    per_card, single = runs.get("per-card"), runs.get("single")
+
+    def add(name, value, limit, passed, text):
+        result.append({"target": name, "value": value, "limit": limit, "pass": passed, "text": text})
+
+    if per_card and single and per_card.ok and single.ok:
+        ratio = per_card.wall / single.wall
+        limit = TARGETS["per_card_vs_single"]
+        add(
+            "per-card vs one worker",
+            ratio,
+            limit,
+            ratio <= limit,
+            f"per-card {per_card.wall:.1f} s for {per_card.frames} frames vs one worker {single.wall:.1f} s "
+            f"for {single.frames}: {ratio:.3f}x (<= {limit})",
+        )
+    for key, other in (("vs_combined_default", "combined"), ("vs_combined_persistent", "combined-pd")):
+        base = runs.get(other)
+        if per_card and base and per_card.ok and base.ok and per_card.wall:
+            speedup = base.wall / per_card.wall
+            limit = TARGETS[key]
+            enough = frames >= 64
+            add(
+                f"per-card vs {other}",
+                speedup,
+                limit,
+                (speedup >= limit) if enough else None,
+                f"{speedup:.2f}x faster than Blender {other} (>= {limit}x"
+                + (")" if enough else f"; not judged: {frames} < 64 frames)"),
+            )
+    if per_card and per_card.ok:
+        stats = report.overhead_stats(per_card.records)
+        if stats["count"]:
+            limit = TARGETS["overhead_ms"]
+            add(
+                "overhead between frames",
+                stats["median_ms"],
+                limit,
+                stats["median_ms"] <= limit,
+                f"median {stats['median_ms']:.1f} ms, p95 {stats['p95_ms']:.1f} ms, max {stats['max_ms']:.1f} ms "
+                f"(<= {limit:.0f} ms)",
+            )
+    auto = runs.get("auto")
+    finished = [run for name, run in runs.items() if run.ok and name != "single" and run.wall > 0]
+    if auto and auto.ok and finished:
+        best = min(finished, key=lambda run: run.wall)
+        ratio = auto.wall / best.wall
+        limit = TARGETS["auto_vs_best"]
+        add(
+            "autotune vs best",
+            ratio,
+            limit,
+            ratio <= limit,
+            f"auto {auto.wall:.1f} s vs best {best.approach} {best.wall:.1f} s: {ratio:.3f}x (<= {limit})",
+        )
+    return result
+
+
+def _f(value, pattern="{:.2f}"):
+    return "-" if value is None else pattern.format(value)
+
+
+def format_variant(variant: str, analysis: dict, header: str) -> str:
+    rows = analysis["rows"]
+    table_rows = []
+    for row in rows:
+        name = row["title"] + ("" if row["ok"] else " (FAILED)")
+        table_rows.append(
+            [
+                name,
+                str(row["lanes"]),
+                f"{row['frames']}" + (f"+{row['failed']}F" if row["failed"] else ""),
+                f"{row['wall']:.1f}",
+                f"{row['frames_per_minute']:.1f}",
+                _f(row["speedup"], "{:.2f}x"),
+                _f(row["of_ideal"], "{:.2f}"),
+                _f(row["first_frame"], "{:.1f}"),
+                _f(row["gap_median_ms"], "{:.0f}"),
+            ]
+        )
+    bound = analysis["ideal"]
+    if bound:
+        table_rows.append(
+            [
+                "ideal bound (N x one worker's steady rate)",
+                "",
+                "",
+                "",
+                f"{bound['frames_per_minute']:.1f}",
+                "",
+                "1.00",
+                "",
+                "",
+            ]
+        )
+    headers = [
+        "approach",
+        "lanes",
+        "frames",
+        "wall s",
+        "frames/min",
+        "vs combined",
+        "of ideal",
+        "1st frame s",
+        "gap ms",
+    ]
+    lines = [f"== {variant} scene: {header}", report.format_table(headers, table_rows)]
+    for target in analysis["targets"]:
+        mark = {True: "PASS", False: "FAIL", None: "n/a "}[target["pass"]]
+        lines.append(f"  [{mark}] {target['target']}: {target['text']}")
+    for row in rows:
+        if row.get("autotune"):
+            lines.append(f"  autotune chose: {row['autotune'].get('reason')}")
+        if not row["ok"] and row["error"]:
+            lines.append(f"  {row['approach']} failed: {row['error']}")
+    return "\n".join(lines)
+
+
+def load_runs(out: str, variant: str) -> dict[str, Run]:
+    runs = {}
+    for name in ALL_APPROACHES:
+        folder = os.path.join(out, variant, name)
+        if os.path.exists(os.path.join(folder, "result.json")):
+            runs[name] = Run.load(folder)
+    return runs
+
+
+def draw(out_png: str, per_variant: dict[str, dict[str, Run]], analyses: dict[str, dict], header: str) -> str:
+    """One chart per variant, stacked into one PNG (timelines share each variant's time axis)."""
+    from PIL import Image
+
+    parts = []
+    for variant, runs in per_variant.items():
+        jobs = [runs[name].job() for name in ALL_APPROACHES if name in runs]
+        bound = analyses[variant]["ideal"]
+        path = out_png + f".{variant}.png"
+        report.draw_chart(
+            jobs, path, title=f"{variant} scene - {header}", ideal_fpm=bound["frames_per_minute"] if bound else None
+        )
+        parts.append(path)
+    images = [Image.open(path) for path in parts]
+    if not images:
+        return out_png
+    width = max(image.width for image in images)
+    sheet = Image.new("RGB", (width, sum(image.height for image in images)), "white")
+    y = 0
+    for image in images:
+        sheet.paste(image, (0, y))
+        y += image.height
+    sheet.save(out_png)
+    for path in parts:
+        os.remove(path)
+    return out_png
+
+
+def main(args) -> int:
+    settings_path = os.path.join(os.path.abspath(args.out), "settings.json")
+    variants = VARIANTS if args.variant == "both" else (args.variant,)
+    if args.collect:
+        try:
+            with open(settings_path, encoding="utf-8") as handle:
+                saved = json.load(handle)
+        except OSError:
+            print(f"error: no benchmark results under {args.out}")
+            return 2
+        settings = Settings(**saved)
+    else:
+        settings = make_settings(args)
+        names = [name.strip() for name in (args.approaches or ",".join(ALL_APPROACHES)).split(",") if name.strip()]
+        unknown = [name for name in names if name not in ALL_APPROACHES]
+        if unknown:
+            print(f"error: unknown approach {', '.join(unknown)} (choose from {', '.join(ALL_APPROACHES)})")
+            return 2
+        os.makedirs(settings.out, exist_ok=True)
+        with open(settings_path, "w", encoding="utf-8") as handle:
+            json.dump(settings.__dict__, handle, indent=1)
+        print(f"benchmark on {settings.label}", flush=True)
+        print(
+            f"{settings.frames} frames, {settings.resolution}, {settings.samples} samples, "
+            f"~{settings.triangles} triangle budget, worker program {settings.program}",
+            flush=True,
+        )
+        for variant in variants:
+            blend, facts = build_scene(settings, variant, lambda text: print(text, flush=True))
+            print(f"[{variant}] scene {blend}: {facts.get('triangles')} triangles", flush=True)
+            if not args.no_warmup:
+                seconds = warm_up(settings, blend, os.path.join(settings.out, variant, "warmup"))
+                print(f"[{variant}] warm-up (kernels, caches; not timed): {seconds:.1f} s", flush=True)
+            for name in names:
+                began = time.time()
+                print(f"[{variant}] {name} ...", end=" ", flush=True)
+                run = run_approach(settings, name, variant, blend)
+                state = "ok" if run.ok else f"FAILED: {run.error}"
+                print(
+                    f"{run.wall:.1f} s, {run.job().frames_done} frames ({state}; {time.time() - began:.0f} s)",
+                    flush=True,
+                )
+
+    header = (
+        f"{settings.label}; {settings.frames} frames {settings.resolution} {settings.samples} samples; "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
+    per_variant, analyses, texts = {}, {}, []
+    for variant in variants:
+        runs = load_runs(settings.out, variant)
+        if not runs:
+            continue
+        per_variant[variant] = runs
+        analyses[variant] = analyse(runs, settings.lanes, settings.frames)
+        texts.append(format_variant(variant, analyses[variant], header))
+    if not texts:
+        print("no results to show")
+        return 1
+    print()
+    print("\n\n".join(texts))
+    png = draw(args.png or os.path.join(settings.out, "bench.png"), per_variant, analyses, settings.label)
+    print(f"\nchart: {png}")
+    with open(os.path.join(settings.out, "results.json"), "w", encoding="utf-8") as handle:
+        json.dump({"settings": settings.__dict__, "variants": analyses}, handle, indent=1, default=str)
+    if args.json:
+        print(json.dumps({"settings": settings.__dict__, "variants": analyses}, indent=1, default=str))
+    failed = any(not row["ok"] for analysis in analyses.values() for row in analysis["rows"])
+    return 1 if failed else 0
