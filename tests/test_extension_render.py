@@ -2,6 +2,7 @@
 
 import importlib
 import importlib.util
+import json
 import os
 import sys
 import time
@@ -179,3 +180,20 @@ def test_render_all_runs_detached_and_finishes(farm):
     assert bpy.context.scene.gpu_render_farm.job_dir == job_dir
     assert bpy.app.timers.is_registered(farm.monitor.tick)
     assert farm.monitor.status(job_dir)["state"] == "done"
+
+
+def test_reopening_the_file_reattaches_to_its_job(farm):
+    job_dir = farm.tmp / "jobs" / "shot-earlier"
+    job_dir.mkdir(parents=True)
+    (job_dir / "spec.json").write_text(json.dumps({"blend": "snapshot.blend", "output_dir": str(farm.tmp / "out")}))
+    status = {"state": "done", "phase": "done", "frames": {"total": 4, "done": 4}, "lanes": [], "output_dir": "x"}
+    (job_dir / "status.json").write_text(json.dumps(status))
+    farm.scene.gpu_render_farm.job_dir = str(job_dir)
+    blend = save(farm)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    if bpy.app.timers.is_registered(farm.monitor.tick):
+        bpy.app.timers.unregister(farm.monitor.tick)
+    bpy.ops.wm.open_mainfile(filepath=blend)
+    assert bpy.context.scene.gpu_render_farm.job_dir == str(job_dir)
+    assert bpy.app.timers.is_registered(farm.monitor.tick)  # the load_post handler restarted polling
+    assert farm.monitor.status(str(job_dir))["frames"]["done"] == 4
