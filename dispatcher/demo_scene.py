@@ -49,6 +49,8 @@ def build(args: argparse.Namespace) -> None:
     width, height = (int(value) for value in args.size.lower().split("x"))
     scene.render.resolution_x, scene.render.resolution_y = width, height
     scene.render.resolution_percentage = 100
+    if args.format == "FFMPEG" and hasattr(scene.render.image_settings, "media_type"):
+        scene.render.image_settings.media_type = "VIDEO"
     scene.render.image_settings.file_format = args.format
     scene.frame_start, scene.frame_end = 1, args.frames
 

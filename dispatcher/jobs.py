@@ -24,6 +24,7 @@ from .spec import JobSpec, SpecError, write_json_atomic
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TERMINAL_STATES = ("done", "failed", "cancelled")
+ORIGINAL_PYTHONPATH = "GRF_ORIGINAL_PYTHONPATH"  # restored for workers, which need their own Python's paths
 
 
 def user_cache_dir() -> str:
@@ -144,10 +145,16 @@ def is_running(job_dir: str) -> bool:
 def child_env(env: dict | None = None) -> dict:
     """Environment for a detached dispatcher: it must import this package and its dependencies."""
     result = dict(os.environ if env is None else env)
-    paths = [PACKAGE_PARENT] + [path for path in sys.path if path and os.path.isdir(path) and path != PACKAGE_PARENT]
+    paths = [PACKAGE_PARENT] + [path for path in sys.path if _importable_path(path) and path != PACKAGE_PARENT]
+    result.setdefault(ORIGINAL_PYTHONPATH, result.get("PYTHONPATH", ""))
     result["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     result["PYTHONUNBUFFERED"] = "1"
     return result
+
+
+def _importable_path(path: str) -> bool:
+    """A sys.path entry worth handing on, but never Blender's own bpy scripts (they shadow _bpy)."""
+    return bool(path) and os.path.isdir(path) and not os.path.exists(os.path.join(path, "bpy", "__init__.py"))
 
 
 def launch_detached(job_dir: str, python: str | None = None, env: dict | None = None, extra_args=()) -> int:

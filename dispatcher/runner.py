@@ -255,6 +255,12 @@ class JobRun:
 
     def worker_env(self, lane: Lane) -> dict[str, str]:
         env = dict(os.environ)
+        if jobs.ORIGINAL_PYTHONPATH in env:  # undo what a detached launch added for the dispatcher itself
+            original = env.pop(jobs.ORIGINAL_PYTHONPATH)
+            if original:
+                env["PYTHONPATH"] = original
+            else:
+                env.pop("PYTHONPATH", None)
         env.update(lane.env)
         cache = os.path.join(jobs.user_cache_dir(), "cuda-cache")
         os.makedirs(cache, exist_ok=True)

@@ -234,11 +234,13 @@ def configure_scene(scene, args) -> dict:
         width, height = (int(value) for value in args.resolution.lower().split("x"))
         render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
     coerced = None
+    settings = render.image_settings
+    if not args.file_format and settings.file_format in MOVIE_FORMATS:
+        coerced, args.file_format = settings.file_format, "PNG"
     if args.file_format:
-        render.image_settings.file_format = args.file_format
-    elif render.image_settings.file_format in MOVIE_FORMATS:
-        coerced = render.image_settings.file_format
-        render.image_settings.file_format = "PNG"
+        if getattr(settings, "media_type", "IMAGE") != "IMAGE":
+            settings.media_type = "IMAGE"  # Blender 5.0: a movie output must become an image output first
+        settings.file_format = args.file_format
     return {"coerced_from": coerced}
 
 
