@@ -49,6 +49,8 @@ class LaneRun:
     note: str | None = None
     phase: str | None = None
     pid: int | None = None
+    visible: str | None = None  # CUDA_VISIBLE_DEVICES as the worker saw it
+    node: str | None = None  # host the worker runs on (Ray)
     rendered_once: bool = False
 
     def seconds_per_frame(self) -> float | None:
@@ -76,6 +78,8 @@ class LaneRun:
             "last_error": self.last_error,
             "note": self.note,
             "phase": self.phase,
+            "visible_devices": self.visible,
+            "node": self.node,
         }
 
 
@@ -235,6 +239,8 @@ class Supervisor:
         run.devices_used = message.get("devices") or []
         run.note = message.get("note")
         run.pid = message.get("pid", run.pid)
+        run.visible = message.get("visible")
+        run.node = message.get("node")
         if self.scene is None and message.get("scene"):
             self.scene = message["scene"]
             if self.on_scene:

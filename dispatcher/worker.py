@@ -17,6 +17,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -365,6 +366,7 @@ def main() -> None:
         note=note,
         scene=facts,
         visible=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        node=socket.gethostname(),
         **settings,
     )
     serve(bpy, scene, channel, progress)
