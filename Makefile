@@ -30,6 +30,9 @@ soak: venv
 bench: venv
 	$(PY) -m dispatcher bench
 
+package: venv
+	$(PY) tools/build_package.py
+
 ray: venv
 	$(PY) -m pip install -q -e ".[ray]"
 
