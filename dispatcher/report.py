@@ -149,7 +149,18 @@ def load_job(job_dir: str, title: str | None = None) -> Job:
 
 
 def frame_gaps(records: list[dict]) -> dict[str, list[float]]:
-    """Per lane: seconds between one frame's end and the next frame's start (the dispatcher's overhead)."""
+    """Per lane: seconds a worker sat idle between two frames (the dispatcher's overhead).
+
+    Uses the worker's own clock when the records carry it (from handing in one frame to receiving
+    the next: IPC, validation, rename, bookkeeping); otherwise the dispatcher's end/start stamps.
+    """
+    done = [record for record in records if record.get("status") == "done"]
+    if done and all(_number(record.get("worker_end")) is not None for record in done):
+        records = [
+            {**record, "start": record["worker_start"], "end": record["worker_end"]}
+            for record in records
+            if record.get("status") == "done"
+        ]
     by_lane: dict[str, list[dict]] = {}
     for record in records:
         if record.get("status") == "setup":

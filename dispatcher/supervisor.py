@@ -278,6 +278,8 @@ class Supervisor:
                 "start": round(run.frame_sent_wall, 4),
                 "end": round(run.frame_sent_wall + (now - run.frame_sent_at), 4),
                 "render_seconds": message.get("seconds"),
+                "worker_start": message.get("received_at"),
+                "worker_end": message.get("finished_at"),
                 "status": "done",
                 "attempt": self.frames.attempts.get(frame, 1),
                 "path": final_path,

@@ -276,8 +276,45 @@ class Progress:
             self.channel.send("progress", frame=self.frame, sample=int(match[1]), samples=int(match[2]))
 
 
+def fault(frame: int | None = None, path: str | None = None) -> bool:
+    """Test-only fault injection; inert unless GRF_FAULT is set (docs/faults.md).
+
+    GRF_FAULT="ACTION[:frame=N][:lane=NAME][:once=PATH][;...]"; ``once`` fires at most once per PATH.
+    exit: exit 1 at start-up. At a frame: crash (half a PNG, then SIGSEGV), hang (report nothing),
+    error (a CUDA-style frame error), garbage (a truncated PNG reported done; returns True).
+    """
+    for rule in filter(None, os.environ.get("GRF_FAULT", "").split(";")):
+        action, *conditions = rule.strip().split(":")
+        when = dict(item.split("=", 1) for item in conditions if "=" in item)
+        if (action == "exit") != (frame is None) or when.get("frame", str(frame)) != str(frame):
+            continue
+        if when.get("lane", parse_args(script_argv()).lane) != parse_args(script_argv()).lane:
+            continue
+        if "once" in when:
+            try:
+                os.close(os.open(when["once"], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except FileExistsError:
+                continue
+        if action == "exit":
+            os._exit(1)
+        if action == "hang":
+            time.sleep(1e6)
+        if action == "error":
+            raise RuntimeError(f"CUDA error: an illegal memory access was encountered (GRF_FAULT, frame {frame})")
+        if action in ("crash", "garbage"):
+            with open(path, "wb") as handle:
+                handle.write(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00")
+            if action == "garbage":
+                return True
+            signal.signal(signal.SIGSEGV, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGSEGV)
+    return False
+
+
 def render_frame(bpy, scene, frame: int, path: str, progress: Progress) -> float:
     progress.frame, progress.error = frame, None
+    if fault(frame, path):
+        return 0.0
     scene.frame_set(frame)
     started = time.perf_counter()
     result = bpy.ops.render.render(write_still=False, scene=scene.name)
@@ -324,13 +361,16 @@ def serve(bpy, scene, channel: Channel, progress: Progress) -> None:
             if command.get("cmd") != "render":
                 continue
             frame, path = int(command["frame"]), command["path"]
+            received_at = time.time()
             channel.send("started", frame=frame)
             try:
                 seconds = render_frame(bpy, scene, frame, path, progress)
             except Exception as error:  # report, stay alive for the next frame
                 channel.send("frame_error", frame=frame, error=one_line(error))
                 continue
-            channel.send("done", frame=frame, path=path, seconds=round(seconds, 4))
+            finished_at = time.time()
+            channel.send("done", frame=frame, path=path, seconds=round(seconds, 4), received_at=received_at,
+                         finished_at=finished_at)  # fmt: skip
 
 
 def one_line(error: BaseException) -> str:
@@ -355,6 +395,7 @@ def main() -> None:
     except Exception as error:
         channel.send("fatal", error=one_line(error))
         os._exit(3)
+    fault()
     progress = Progress(channel, args.progress_interval, gpu=args.device_type != "CPU")
     bpy.app.handlers.render_stats.append(progress)
     channel.send(
