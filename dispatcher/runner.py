@@ -169,6 +169,9 @@ class JobRun:
         self.spec.workers_per_gpu = choice.get("workers_per_gpu", 1)
         self.spec.gpus_per_worker = choice.get("gpus_per_worker", 1)
         self.spec.persistent_data = choice.get("persistent_data", True)
+        if not gpus:
+            self.spec.cpu_lanes = choice.get("cpu_lanes") or self.spec.cpu_lanes
+            self.spec.threads = choice.get("threads") or self.spec.threads
 
     def inspect_scene(self) -> dict:
         """Ask a short-lived worker what the scene is (used by autotune)."""
