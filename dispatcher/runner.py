@@ -137,9 +137,14 @@ class JobRun:
     def prepare(self) -> None:
         device_type, self.report, self.program = preflight(self.spec, self.report)
         self.device_type = device_type
-        if self.spec.layout == "auto":
-            self._autotune()
-        self.lanes = plan_lanes(self.spec, self.report, device_type)
+        if self.spec.backend == "ray":
+            from .ray_backend import prepare_ray  # lanes from the cluster's nodes, one Ray actor each
+
+            self.device_type, self.lanes, self.factory = prepare_ray(self.spec)
+        else:
+            if self.spec.layout == "auto":
+                self._autotune()
+            self.lanes = plan_lanes(self.spec, self.report, device_type)
         clean_stale_temps(self.spec.output_dir)
         self.supervisor = Supervisor(
             self.lanes,
@@ -362,6 +367,9 @@ class JobRun:
             if wait:
                 wait(5.0)
         clean_stale_temps(self.spec.output_dir)
+        close = getattr(self.factory, "close", None)
+        if close:
+            close()  # the Ray backend kills its actors and shuts down a Ray it started
 
     def status(self, state: str, phase: str | None = None, **extra) -> dict:
         supervisor = self.supervisor
