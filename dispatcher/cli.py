@@ -172,9 +172,12 @@ def cmd_render(args) -> int:
         from .ray_backend import check_ray
 
         check_ray()
+    from .lanes import plan_lanes
     from .runner import preflight
 
-    preflight(spec)
+    device_type, report, _program = preflight(spec)
+    if spec.backend == "local":
+        plan_lanes(spec, report, device_type)  # a GPU that is not there is bad input: refuse before any job folder
     job_dir = jobs.create_job(spec, job_dir=args.job_dir)
     if args.detach:
         pid = jobs.launch_detached(job_dir)
