@@ -20,6 +20,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
+import uuid  # noqa: E402
 
 import psutil  # noqa: E402
 import pytest  # noqa: E402
@@ -27,7 +28,7 @@ from farmtest import ROOT, run_cli, wait_for, worker_processes  # noqa: E402
 
 from dispatcher import cli, jobs, ray_backend  # noqa: E402
 from dispatcher.images import check_image, image_size  # noqa: E402
-from dispatcher.runner import JobRun, run_job  # noqa: E402
+from dispatcher.runner import JobRun  # noqa: E402
 from dispatcher.spec import JobSpec, SpecError  # noqa: E402
 
 ray = pytest.importorskip("ray")
@@ -336,34 +337,62 @@ def _stop_tree(process: subprocess.Popen) -> None:
     process.wait(10)
 
 
+# A worker node's `ray start` refuses 127.0.0.1 and resolves it to the LAN address; keep the loopback.
+RAY_NODE_ON_LOOPBACK = """
+import sys
+import ray._private.services as services
+services.resolve_ip_for_localhost = lambda host: host
+from ray.scripts.scripts import main
+sys.argv = ["ray", *sys.argv[1:]]
+main()
+"""
+WAIT_NODES = """
+import sys, time, ray
+ray.init(address=sys.argv[1], log_to_driver=False)
+deadline = time.monotonic() + 90
+while len([node for node in ray.nodes() if node["Alive"]]) < int(sys.argv[2]) and time.monotonic() < deadline:
+    time.sleep(0.5)
+print(len([node for node in ray.nodes() if node["Alive"]]))
+"""
+
+
 @pytest.mark.slow
 def test_two_ray_nodes_on_one_machine_share_one_job(slow_blend, tmp_path):
-    if ray.is_initialized():
-        ray.shutdown()
+    """`ray start --head` plus `ray start --address` (one fake GPU each) as an admin would, on 127.0.0.1.
+
+    Stopped by signalling the `ray start --block` processes and their children, not `ray stop`, which
+    would stop every Ray on the machine (other test runs included).
+    """
     temp_dir = tempfile.mkdtemp(prefix="grf-ray-", dir="/tmp")  # short: Ray's socket paths have a length limit
     port = 6390 + os.getpid() % 500
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    address = f"127.0.0.1:{port}"
+    # every node and the dispatcher share one token (Ray 2.52+ token authentication)
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": uuid.uuid4().hex}  # fmt: skip
     common = ["--block", "--num-cpus", "1", "--num-gpus", "1", "--node-ip-address", "127.0.0.1",
               "--disable-usage-stats"]  # fmt: skip
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True, "env": env}
     started = []
     try:
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
-        head = subprocess.Popen([_ray_cli(), "start", "--head", "--port", str(port), "--temp-dir", temp_dir,
-                                 "--include-dashboard", "false", *common], env=env, **quiet)  # fmt: skip
-        started.append(head)
-        address = f"127.0.0.1:{port}"
-        ray.init(address=address, log_to_driver=False)
-        wait_for(lambda: len([node for node in ray.nodes() if node["Alive"]]) == 1, 60, what="the head node")
-        worker = subprocess.Popen([_ray_cli(), "start", "--address", address, *common], env=env, **quiet)
-        started.append(worker)
-        wait_for(lambda: len([node for node in ray.nodes() if node["Alive"]]) == 2, 90, what="the second node")
-        ray.shutdown()
+        started.append(subprocess.Popen([_ray_cli(), "start", "--head", "--port", str(port), "--temp-dir", temp_dir,
+                                         "--include-dashboard", "false", *common], **quiet))  # fmt: skip
+        waited = subprocess.run([sys.executable, "-c", WAIT_NODES, address, "1"], env=env, capture_output=True,
+                                text=True, timeout=120)  # fmt: skip
+        assert waited.stdout.strip() == "1", waited.stderr[-2000:]
+        node_env = {key: value for key, value in env.items() if key != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+        started.append(subprocess.Popen([sys.executable, "-c", RAY_NODE_ON_LOOPBACK, "start", "--address", address,
+                                         *common], **{**quiet, "env": node_env}))  # fmt: skip
+        waited = subprocess.run([sys.executable, "-c", WAIT_NODES, address, "2"], env=env, capture_output=True,
+                                text=True, timeout=120)  # fmt: skip
+        assert waited.stdout.strip() == "2", waited.stderr[-2000:]
 
         out, job = tmp_path / "out", tmp_path / "job"
         job_spec = JobSpec(blend=str(slow_blend), output_dir=str(out), device_type="CPU", backend="ray",
                            ray_address=address, frames="1-8", extra=FAKE_GPU)  # fmt: skip
         jobs.create_job(job_spec, job_dir=str(job))
-        status = run_job(str(job), handle_signals=False)
+        result = run_cli("run-job", str(job), env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        status = jobs.read_status(str(job))
         assert status["state"] == "done", status["message"]
         lanes = status["lanes"]
         nodes = {lane["device"].split("/")[-1] for lane in lanes}
@@ -371,9 +400,9 @@ def test_two_ray_nodes_on_one_machine_share_one_job(slow_blend, tmp_path):
         assert all(lane["visible_devices"] == "0" for lane in lanes)  # each node's only GPU
         assert all(lane["frames_done"] >= 1 for lane in lanes)
         assert done_frames(job) == list(range(1, 9))
+        assert sorted(path.name for path in out.iterdir()) == [f"frame_{frame:04d}.png" for frame in range(1, 9)]
     finally:
-        if ray.is_initialized():
-            ray.shutdown()
         for process in reversed(started):
             _stop_tree(process)
         shutil.rmtree(temp_dir, ignore_errors=True)
+    assert not [process for process in started if psutil.pid_exists(process.pid)]
