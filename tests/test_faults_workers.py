@@ -6,11 +6,13 @@ Faults other than kill -9 come from worker.py's test-only GRF_FAULT hook (docs/f
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import psutil
-from farmtest import run_cli, wait_for, worker_processes
+from farmtest import WORKER, run_cli, wait_for, worker_processes
 
 from dispatcher import cli, jobs
 from dispatcher.devices import DeviceReport
@@ -185,3 +187,18 @@ def test_output_that_does_not_decode_is_not_counted_done(tiny_blend, tmp_path, m
     assert history == [("retry", "output not valid: truncated PNG"), ("done", None)]
     assert status["state"] == "done" and done_frames(job_dir) == [1, 2, 3]
     assert_clean_output(out, range(1, 4))
+
+
+def test_fault_hook_is_inert_unless_set_and_exit_stops_start_up(tiny_blend):
+    def start(lane: str, fault: str | None) -> tuple[int, list[str]]:
+        env = {key: value for key, value in os.environ.items() if key != "GRF_FAULT"}
+        if fault is not None:
+            env["GRF_FAULT"] = fault
+        argv = [sys.executable, str(WORKER), "--blend", str(tiny_blend), "--lane", lane]
+        done = subprocess.run(argv, input='{"cmd": "quit"}\n', capture_output=True, text=True, env=env, timeout=120)
+        return done.returncode, [json.loads(line)["event"] for line in done.stdout.splitlines()]
+
+    # (after "bye" the exit code is 0 or 6: the quit and the closed stdin race; the supervisor ignores it)
+    assert start("cpu0", None)[1] == ["ready", "bye"]
+    assert start("cpu0", "exit:lane=cpu1")[1] == ["ready", "bye"]  # another lane's fault
+    assert start("cpu1", "exit:lane=cpu1") == (1, [])  # dies before it is ready
