@@ -198,7 +198,9 @@ def test_fault_hook_is_inert_unless_set_and_exit_stops_start_up(tiny_blend):
         done = subprocess.run(argv, input='{"cmd": "quit"}\n', capture_output=True, text=True, env=env, timeout=120)
         return done.returncode, [json.loads(line)["event"] for line in done.stdout.splitlines()]
 
-    # (after "bye" the exit code is 0 or 6: the quit and the closed stdin race; the supervisor ignores it)
-    assert start("cpu0", None)[1] == ["ready", "bye"]
-    assert start("cpu0", "exit:lane=cpu1")[1] == ["ready", "bye"]  # another lane's fault
+    # a healthy worker reports ready, then quits (0, or 6 when it sees stdin close before the quit: a race
+    # the supervisor ignores once it has sent quit)
+    for fault in (None, "exit:lane=cpu1"):  # no fault; another lane's fault
+        code, events = start("cpu0", fault)
+        assert events[0] == "ready" and code in (0, 6), (fault, code, events)
     assert start("cpu1", "exit:lane=cpu1") == (1, [])  # dies before it is ready
