@@ -184,19 +184,20 @@ def test_actor_class_travels_by_value_and_needs_no_dispatcher_package():
 
 
 # -- end to end on a local Ray with two fake GPUs ----------------------------------------------
-def test_two_fake_gpus_render_each_frame_once_like_the_local_backend(ray_cluster, tiny_blend, tmp_path):
+def test_two_fake_gpus_render_each_frame_once_like_the_local_backend(ray_cluster, slow_blend, tmp_path):
     # Ray backend, through the CLI, connected to the cluster by address
     ray_out, ray_job = tmp_path / "ray_out", tmp_path / "ray_job"
-    job_spec = JobSpec(blend=str(tiny_blend), output_dir=str(ray_out), device_type="CPU", backend="ray",
-                       ray_address=ray_cluster, extra=FAKE_GPU)  # fmt: skip
+    # frames of ~0.5 s, so that both lanes are up before the queue runs dry
+    job_spec = JobSpec(blend=str(slow_blend), output_dir=str(ray_out), device_type="CPU", backend="ray",
+                       ray_address=ray_cluster, frames="1-8", samples=32, extra=FAKE_GPU)  # fmt: skip
     jobs.create_job(job_spec, job_dir=str(ray_job))
     ray_run = run_cli("run-job", str(ray_job))
     assert ray_run.returncode == 0, ray_run.stderr
     ray_status = jobs.read_status(str(ray_job))
     # the local backend on the same file, for comparison
     local_out, local_job = tmp_path / "local_out", tmp_path / "local_job"
-    local_run = run_cli("render", str(tiny_blend), "-o", str(local_out), "--job-dir", str(local_job),
-                        "--cpu-lanes", "2")  # fmt: skip
+    local_run = run_cli("render", str(slow_blend), "-o", str(local_out), "--job-dir", str(local_job),
+                        "--cpu-lanes", "2", "--frames", "1-8", "--samples", "32")  # fmt: skip
     assert local_run.returncode == 0, local_run.stderr
     local_status = jobs.read_status(str(local_job))
 
@@ -213,19 +214,19 @@ def test_two_fake_gpus_render_each_frame_once_like_the_local_backend(ray_cluster
     assert ray_files == sorted(path.name for path in local_out.iterdir())
     assert ray_files == [f"frame_{frame:04d}.png" for frame in range(1, 9)]  # no temporary file left
     for path in ray_out.iterdir():
-        assert check_image(str(path)) is None and image_size(str(path)) == (32, 32)
+        assert check_image(str(path)) is None and image_size(str(path)) == (96, 96)
     assert ray_status["state"] == local_status["state"] == "done"
     assert ray_status["frames"] == local_status["frames"]
     assert ray_status["device_type"] == local_status["device_type"] == "CPU"
     assert [lane["name"] for lane in local_status["lanes"]] == [lane["name"] for lane in lanes]
-    assert sum(lane["frames_done"] for lane in lanes) == 8
+    assert sum(lane["frames_done"] for lane in lanes) == 8 and all(lane["frames_done"] for lane in lanes)
     # the printed summary adds up the same way
     summary = [line for line in ray_run.stdout.splitlines() if line.startswith("frames:")]
     assert summary and summary[0].startswith("frames: 8/8 done (8 rendered, 0 skipped, 0 failed)")
     assert summary[0].split(";")[0] == [line for line in local_run.stdout.splitlines()
                                         if line.startswith("frames:")][0].split(";")[0]  # fmt: skip
     assert "last error" not in ray_run.stdout
-    assert not worker_processes(str(tiny_blend))
+    assert not worker_processes(str(slow_blend))
     wait_gpus_free()
     assert not [name for name in ray.util.list_named_actors(all_namespaces=True)
                 if str(name).find(ray_backend.ACTOR_PREFIX) >= 0]  # fmt: skip
@@ -295,11 +296,11 @@ def test_a_node_that_cannot_see_the_files_sends_a_one_line_fatal(ray_cluster, ti
     wait_gpus_free()
 
 
-def test_render_backend_ray_without_address_starts_and_stops_its_own_ray(tiny_blend, tmp_path):
+def test_render_backend_ray_without_address_starts_and_stops_its_own_ray(slow_blend, tmp_path):
     out = tmp_path / "out"
     process = subprocess.Popen(
-        [sys.executable, "-m", "dispatcher", "render", str(tiny_blend), "-o", str(out), "--backend", "ray",
-         "--device", "CPU", "--cpu-lanes", "2", "--frames", "1-4", "--json"],
+        [sys.executable, "-m", "dispatcher", "render", str(slow_blend), "-o", str(out), "--backend", "ray",
+         "--device", "CPU", "--cpu-lanes", "2", "--frames", "1-4", "--samples", "32", "--json"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     stdout, stderr = process.communicate(timeout=180)
