@@ -94,6 +94,9 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detach", action="store_true", help="return at once; the job runs on in the background")
     parser.add_argument("--backend", default="local", choices=("local", "ray"))
     parser.add_argument("--address", dest="ray_address", help="Ray cluster address (default: a local Ray)")
+    parser.add_argument(
+        "--ship-files", action="store_true", help="Ray without shared storage: send the .blend and frames through Ray"
+    )
     parser.add_argument("--json", action="store_true", help="print the final status as JSON")
     parser.add_argument("--quiet", action="store_true")
 
@@ -130,6 +133,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         video=args.video,
         backend=args.backend,
         ray_address=args.ray_address,
+        extra={"ray_ship_files": True} if getattr(args, "ship_files", False) else {},
     ).validate()
 
 

@@ -17,7 +17,11 @@ Design:
   is untouched by this option (it is refused with a GPU device type).
 - Files: the .blend and the output folder must be on shared storage at the same path on every node.
   Each actor checks that on its node first and reports a one-line "fatal" event naming the node and
-  the path when it cannot read the .blend or write the output folder.
+  the path when it cannot read the .blend or write the output folder. Without shared storage,
+  ``spec.extra["ray_ship_files"]`` (``render --ship-files``) sends the .blend's bytes through Ray's
+  object store to a node-local copy and returns each frame's bytes with its "done" event; the
+  dispatcher writes them where the local backend's worker would have (a self-contained .blend only:
+  linked libraries and unpacked textures are not sent).
 - Node loss: when an actor dies (ray.kill, node down, RayActorError) its handle reports
   {"event": "exit", "code": -9}; the supervisor requeues the frame in flight and restarts the lane.
 - The actor class is shipped to the nodes by value (cloudpickle) and uses only the standard
@@ -27,6 +31,7 @@ Design:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -232,6 +237,7 @@ class LaneActor:
         self._log_lock = threading.Lock()
         self._process = None
         self._started = threading.Event()
+        self._ship_out: str | None = None  # node-local folder for frames when files are shipped
 
     def where(self) -> dict:
         import ray
@@ -248,7 +254,16 @@ class LaneActor:
         """Check the node can see the job's files, then start the worker; {"fatal": msg} if not."""
         info = self.where()
         node = f"node {info['host']} ({info['ip']})"
-        problem = _node_problem(argv[0], files.get("blend"), files.get("output_dir"))
+        if files.get("blend_ref") is not None:  # no shared storage: the .blend came through Ray
+            try:
+                local_blend, self._ship_out = _receive_blend(files)
+            except Exception as error:
+                return {**info, "fatal": f"{node}: cannot store the shipped .blend ({' '.join(str(error).split())})"}
+            argv = [local_blend if arg == files["blend"] else arg for arg in argv]
+            self._add_log(f"=== shipped .blend stored at {local_blend}; frames go to {self._ship_out}\n".encode())
+            problem = _node_problem(argv[0], None, None)
+        else:
+            problem = _node_problem(argv[0], files.get("blend"), files.get("output_dir"))
         if problem:
             return {**info, "fatal": f"{node}: {problem}"}
         argv = [_local_worker_script(worker) if arg == worker["path"] else arg for arg in argv]
@@ -301,10 +316,27 @@ class LaneActor:
                 self._add_log(raw)
                 continue
             if isinstance(message, dict) and "event" in message:
+                if self._ship_out and message["event"] == "done":
+                    message = self._attach_frame(message)
                 self._events.put(message)
         code = self._process.wait()
         reader.join(5)
+        if self._ship_out:
+            import shutil
+
+            shutil.rmtree(self._ship_out, ignore_errors=True)
         self._events.put({"event": "exit", "code": code})
+
+    def _attach_frame(self, message: dict) -> dict:
+        """Shipped files: the frame's bytes travel back with its done event (the node copy is removed)."""
+        try:
+            with open(message["path"], "rb") as handle:
+                data = handle.read()
+            os.remove(message["path"])
+        except OSError as error:
+            return {"event": "frame_error", "frame": message.get("frame"),
+                    "error": f"cannot read the rendered frame on the node: {error.strerror}"}  # fmt: skip
+        return {**message, "data": data}
 
     def _read_log(self) -> None:
         stream = self._process.stderr
@@ -335,6 +367,8 @@ class LaneActor:
         process = self._process
         if process is None:
             return
+        if self._ship_out and message.get("cmd") == "render":
+            message = {**message, "path": os.path.join(self._ship_out, os.path.basename(message["path"]))}
         try:
             process.stdin.write((json.dumps(message) + "\n").encode())
             process.stdin.flush()
@@ -381,6 +415,25 @@ def _node_problem(program: str, blend: str | None, output_dir: str | None) -> st
     if not os.path.exists(program) and not shutil.which(program):
         return f"worker program {program} not found; install Blender at the same path on every node"
     return None
+
+
+def _receive_blend(files: dict) -> tuple[str, str]:
+    """Store the shipped .blend in a node-local cache (once per job and node); a fresh frames folder."""
+    import tempfile
+
+    import ray
+
+    root = os.path.join(tempfile.gettempdir(), f"grf-ship-{os.getuid() if hasattr(os, 'getuid') else 0}")
+    folder = os.path.join(root, files["ship_key"])
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, os.path.basename(files["blend"]))
+    if not os.path.exists(path) or os.path.getsize(path) != files["blend_size"]:
+        data = ray.get(files["blend_ref"])
+        partial = f"{path}.{os.getpid()}.tmp"
+        with open(partial, "wb") as handle:
+            handle.write(data)
+        os.replace(partial, path)
+    return path, tempfile.mkdtemp(prefix="frames-", dir=folder)
 
 
 def _local_worker_script(worker: dict) -> str:
@@ -439,6 +492,7 @@ class RayWorker:
         os.chmod(log_path, 0o600)
         self._log.write(f"\n=== start on Ray ({lane.describe()}) {' '.join(argv)}\n".encode())
         self._log_lock = threading.Lock()
+        self._frame_paths: dict[int, str] = {}  # shipped files: where each frame's bytes go
         self._killed = threading.Event()
         self._done = threading.Event()
         strategy = NodeAffinitySchedulingStrategy(lane.node_id, soft=True) if lane.node_id else "DEFAULT"
@@ -485,6 +539,8 @@ class RayWorker:
                     if message.get("event") == "exit":
                         code = message.get("code")
                         return
+                    if "data" in message:
+                        message = self._store_frame(message)
                     if message.get("event") == "ready":
                         message = {**message, "node": node, "remote_pid": message.get("pid")}
                         if self.pid is None:
@@ -501,6 +557,22 @@ class RayWorker:
             with self._log_lock:
                 self._log.close()
             self._done.set()
+
+    def _store_frame(self, message: dict) -> dict:
+        """Write a shipped frame's bytes to the temporary path the supervisor asked for."""
+        data = message.pop("data")
+        path = self._frame_paths.pop(message.get("frame"), None)
+        if path is None:
+            return message
+        try:
+            with open(path, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            return {"event": "frame_error", "frame": message.get("frame"),
+                    "error": f"cannot write the frame received from the node to {path}: {error.strerror}"}  # fmt: skip
+        return {**message, "path": path}
 
     def _put(self, message: dict) -> None:
         self._inbox.put((self.key, message))
@@ -522,6 +594,8 @@ class RayWorker:
     def send(self, message: dict) -> None:
         if self.returncode is not None:
             return
+        if message.get("cmd") == "render":
+            self._frame_paths[message["frame"]] = message["path"]
         try:
             self.actor.send.remote(message)
         except Exception:
@@ -565,12 +639,22 @@ class RayFactory:
         self.lanes = {lane.name: lane for lane in lanes}
         self.files = {"blend": spec.blend, "output_dir": spec.output_dir}
         self.prefix = f"{ACTOR_PREFIX}{spec.job_id or 'job'}-{os.getpid()}-{int(time.time()) % 100000}"
+        self.ship = bool(spec.extra.get("ray_ship_files"))
         self.owns_ray = owns_ray
         self.handles: list[RayWorker] = []
 
     def start(self, key, argv, env, log_path, inbox) -> RayWorker:
         name, generation = key
         lane = self.lanes[name]
+        if self.ship and "blend_ref" not in self.files:
+            import ray
+
+            with open(self.files["blend"], "rb") as blend:
+                data = blend.read()
+            stat = os.stat(self.files["blend"])  # one node-local copy per version of the file, reused on resume
+            version = f"{os.path.realpath(self.files['blend'])}:{stat.st_size}:{stat.st_mtime_ns}"
+            digest = hashlib.sha256(version.encode()).hexdigest()[:16]
+            self.files.update(blend_ref=ray.put(data), blend_size=len(data), ship_key=digest)
         handle = RayWorker(key, argv, env, log_path, inbox, lane, self.files, f"{self.prefix}-{name}-{generation}")
         self.handles.append(handle)
         return handle

@@ -28,7 +28,7 @@ from farmtest import ROOT, run_cli, wait_for, worker_processes  # noqa: E402
 
 from dispatcher import cli, jobs, ray_backend  # noqa: E402
 from dispatcher.images import check_image, image_size  # noqa: E402
-from dispatcher.runner import JobRun  # noqa: E402
+from dispatcher.runner import JobRun, run_job  # noqa: E402
 from dispatcher.spec import JobSpec, SpecError  # noqa: E402
 
 ray = pytest.importorskip("ray")
@@ -293,6 +293,28 @@ def test_a_node_that_cannot_see_the_files_sends_a_one_line_fatal(ray_cluster, ti
     assert key == ("cpu0", 2)
     assert fatal["event"] == "fatal" and str(unwritable) in fatal["error"] and "output folder" in fatal["error"]
     factory.close()
+    wait_gpus_free()
+
+
+def test_shipped_files_travel_through_ray_instead_of_shared_storage(ray_cluster, tiny_blend, tmp_path):
+    out = tmp_path / "out"
+    job_spec = JobSpec(blend=str(tiny_blend), output_dir=str(out), device_type="CPU", backend="ray", frames="1-4",
+                       cpu_lanes=1, extra={**FAKE_GPU, "ray_ship_files": True})  # fmt: skip
+    job_dir = jobs.create_job(job_spec, job_dir=str(tmp_path / "job"))
+    status = run_job(job_dir, handle_signals=False)
+    assert status["state"] == "done" and status["frames"]["done"] == 4, status["message"]
+    assert done_frames(job_dir) == [1, 2, 3, 4]
+    assert sorted(path.name for path in out.iterdir()) == [f"frame_{frame:04d}.png" for frame in range(1, 5)]
+    assert all(check_image(str(path)) is None for path in out.iterdir())
+    log = (tmp_path / "job" / "logs" / "cpu0.log").read_text()
+    stored = re.search(r"shipped \.blend stored at (.+); frames go to (.+)", log)
+    assert stored, log[-2000:]
+    node_blend, node_frames = stored.groups()
+    assert "grf-ship-" in node_blend and node_blend != str(tiny_blend) and not node_frames.startswith(str(out))
+    with open(os.path.join(job_dir, "scene.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["blend"] == node_blend  # the worker opened the node's copy
+    assert not os.path.exists(node_frames)  # the node's frame folder is gone with its worker
+    shutil.rmtree(os.path.dirname(node_blend), ignore_errors=True)  # the node's cached copy of the .blend
     wait_gpus_free()
 
 
