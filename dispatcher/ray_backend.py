@@ -238,6 +238,7 @@ class LaneActor:
         self._process = None
         self._started = threading.Event()
         self._ship_out: str | None = None  # node-local folder for frames when files are shipped
+        self._start_error = "no answer in 60 s"
 
     def where(self) -> dict:
         import ray
@@ -282,7 +283,7 @@ class LaneActor:
         threading.Thread(target=self._run, args=(argv, env), name="worker", daemon=True).start()
         self._started.wait(60)
         if self._process is None:
-            return {**info, "fatal": f"{node}: cannot start the worker {argv[0]}"}
+            return {**info, "fatal": f"{node}: cannot start the worker {argv[0]} ({self._start_error})"}
         return {**info, "pid": self._process.pid}
 
     def _run(self, argv: list[str], env: dict) -> None:
@@ -300,6 +301,7 @@ class LaneActor:
                 close_fds=True,
             )
         except OSError as error:
+            self._start_error = " ".join(str(error).split())
             self._add_log(f"cannot start {argv[0]}: {error}\n".encode())
             self._started.set()
             return

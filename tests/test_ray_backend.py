@@ -271,6 +271,23 @@ def test_killing_an_actor_mid_job_loses_no_frame(ray_cluster, slow_blend, tmp_pa
     wait_gpus_free()
 
 
+def test_a_gpu_lane_on_a_fake_ray_gpu_refuses_to_render_on_the_cpu(ray_cluster, tiny_blend, tmp_path):
+    """The real GPU path through Ray: Ray hands each actor a GPU Cycles cannot use; no CPU fallback."""
+    out = tmp_path / "out"
+    job_spec = JobSpec(blend=str(tiny_blend), output_dir=str(out), device_type="CUDA", backend="ray", frames="1-2")
+    job_dir = jobs.create_job(job_spec, job_dir=str(tmp_path / "job"))
+    status = run_job(job_dir, handle_signals=False)
+    assert status["state"] == "failed"
+    assert "refusing to render on the CPU" in status["message"]
+    assert [lane["name"] for lane in status["lanes"]] == ["gpu0", "gpu1"]
+    assert all(lane["state"] == "failed" and lane["frames_done"] == 0 for lane in status["lanes"])
+    assert not list(out.glob("*.png"))
+    for name in ("gpu0", "gpu1"):  # each worker was pinned by Ray to its own (fake) GPU
+        log = (tmp_path / "job" / "logs" / f"{name}.log").read_text()
+        assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\n", log), log[-1000:]
+    wait_gpus_free()
+
+
 def test_a_node_that_cannot_see_the_files_sends_a_one_line_fatal(ray_cluster, tiny_blend, tmp_path):
     lane = ray_backend.RayLane("cpu0", "CPU", num_gpus=1)
     missing = str(tmp_path / "not shared" / "shot.blend")
