@@ -533,6 +533,7 @@ class RayWorker:
             if info["node_id"] == self._local_node:
                 self.pid = info.get("pid")
             node = f"{info['host']} ({info['ip']})"
+            pinned = f", CUDA_VISIBLE_DEVICES={info['visible']}" if info.get("visible") is not None else ""
             while True:
                 events, log = ray.get(self.actor.events.options(concurrency_group="poll").remote(1.0))
                 if log:
@@ -543,6 +544,8 @@ class RayWorker:
                         return
                     if "data" in message:
                         message = self._store_frame(message)
+                    if message.get("event") == "fatal":  # say which machine cannot render (and on what)
+                        message = {**message, "error": f"node {node}{pinned}: {message.get('error')}"}
                     if message.get("event") == "ready":
                         message = {**message, "node": node, "remote_pid": message.get("pid")}
                         if self.pid is None:

@@ -279,6 +279,7 @@ def test_a_gpu_lane_on_a_fake_ray_gpu_refuses_to_render_on_the_cpu(ray_cluster, 
     status = run_job(job_dir, handle_signals=False)
     assert status["state"] == "failed"
     assert "refusing to render on the CPU" in status["message"]
+    assert re.match(r"node \S+ \(127\.0\.0\.1\), CUDA_VISIBLE_DEVICES=[01]: CUDA GPU", status["message"])
     assert [lane["name"] for lane in status["lanes"]] == ["gpu0", "gpu1"]
     assert all(lane["state"] == "failed" and lane["frames_done"] == 0 for lane in status["lanes"])
     assert not list(out.glob("*.png"))
