@@ -132,6 +132,8 @@ class JobRun:
         self.queue = FrameQueue()
         self.lanes: list[Lane] = []
         self.autotune: dict | None = None
+        self.autotune_pending = False
+        self.replan_choice: dict | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -146,7 +148,62 @@ class JobRun:
                 self._autotune()
             self.lanes = plan_lanes(self.spec, self.report, device_type)
         clean_stale_temps(self.spec.output_dir)
-        self.supervisor = Supervisor(
+        self.supervisor = self._new_supervisor()
+        cached = self._cached_scene()
+        if cached:
+            self.supervisor.scene = cached
+            self._on_scene(cached)
+        elif self.spec.frames and self.extension:
+            self._plan(parse_frames(self.spec.frames))
+
+    def _autotune(self) -> None:
+        """Choose the layout now: from the cached scene facts, else provisionally from the machine alone.
+
+        A provisional choice starts the lanes at once (no separate inspection process); when the first
+        worker reports the scene and the choice for it differs, the lanes are re-planned (rare: few frames,
+        a scene too large for the cards or the host).
+        """
+        scene = self._cached_scene()
+        self.autotune_pending = scene is None
+        if scene is None:
+            count = len(parse_frames(self.spec.frames)) if self.spec.frames else 10**6
+            scene = {"frame_start": 1, "frame_end": count, "triangles": 0, "provisional": True}
+        self._apply_choice(self._choose(scene))
+
+    def _choose(self, scene: dict) -> dict:
+        from . import autotune
+
+        gpus = self.report.gpus if self.device_type != "CPU" else []
+        if self.spec.gpus and gpus:
+            gpus = [gpu for lane in plan_lanes(self.spec, self.report, self.device_type) for gpu in lane.gpus]
+        return autotune.choose(scene, gpus, self.report.cpu)
+
+    def _apply_choice(self, choice: dict) -> None:
+        self.autotune = choice
+        self.spec.layout = choice.get("layout", "per-card")
+        self.spec.workers_per_gpu = choice.get("workers_per_gpu", 1)
+        self.spec.gpus_per_worker = choice.get("gpus_per_worker", 1)
+        self.spec.persistent_data = choice.get("persistent_data", True)
+        if self.device_type == "CPU":
+            self.spec.cpu_lanes = choice.get("cpu_lanes") or self.spec.cpu_lanes
+            self.spec.threads = choice.get("threads") or self.spec.threads
+
+    def _replan(self, choice: dict) -> None:
+        """Swap the running lanes for the ones the real scene calls for; frames in flight go back."""
+        old = self.supervisor
+        old.shutdown()
+        for run in old.runs.values():
+            wait = getattr(run.handle, "wait", None)
+            if wait:
+                wait(5.0)
+        self._apply_choice(choice)
+        self.lanes = plan_lanes(self.spec, self.report, self.device_type)
+        self.supervisor = self._new_supervisor()
+        self.supervisor.scene = old.scene
+        self.supervisor.start()
+
+    def _new_supervisor(self) -> Supervisor:
+        return Supervisor(
             self.lanes,
             self.queue,
             start_worker=self._start_worker,
@@ -156,45 +213,6 @@ class JobRun:
             on_scene=self._on_scene,
             on_frame=self._log_frame,
         )
-        cached = self._cached_scene()
-        if cached:
-            self.supervisor.scene = cached
-            self._on_scene(cached)
-        elif self.spec.frames and self.extension:
-            self._plan(parse_frames(self.spec.frames))
-
-    def _autotune(self) -> None:
-        from . import autotune
-
-        scene = self._cached_scene() or self.inspect_scene()
-        gpus = self.report.gpus if self.device_type != "CPU" else []
-        choice = autotune.choose(scene, gpus, self.report.cpu)
-        self.autotune = choice
-        self.spec.layout = choice.get("layout", "per-card")
-        self.spec.workers_per_gpu = choice.get("workers_per_gpu", 1)
-        self.spec.gpus_per_worker = choice.get("gpus_per_worker", 1)
-        self.spec.persistent_data = choice.get("persistent_data", True)
-        if not gpus:
-            self.spec.cpu_lanes = choice.get("cpu_lanes") or self.spec.cpu_lanes
-            self.spec.threads = choice.get("threads") or self.spec.threads
-
-    def inspect_scene(self) -> dict:
-        """Ask a short-lived worker what the scene is (used by autotune)."""
-        import subprocess
-
-        argv = worker_command(self.program, self.spec.blend, ["--inspect"], self.spec.trust_scripts)
-        env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-        result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
-        for line in result.stdout.splitlines():
-            if line.startswith("{"):
-                message = json.loads(line)
-                if message.get("event") == "scene":
-                    message.pop("event")
-                    self._save_scene(message)
-                    return message
-                if message.get("event") == "fatal":
-                    raise SpecError(f"cannot open {self.spec.blend}: {message.get('error')}")
-        raise SpecError(f"cannot inspect {self.spec.blend}: {result.stderr.strip().splitlines()[-1:]}")
 
     def _cached_scene(self) -> dict | None:
         try:
@@ -212,6 +230,14 @@ class JobRun:
         """The first worker told us the scene: plan frames now if the spec left them open."""
         if "blend_mtime" not in scene:
             self._save_scene(scene)
+        if self.autotune_pending:
+            self.autotune_pending = False
+            choice = self._choose(scene)
+            keys = ("layout", "workers_per_gpu", "gpus_per_worker", "persistent_data", "cpu_lanes", "threads")
+            if any(choice.get(key) != self.autotune.get(key) for key in keys):
+                self.replan_choice = choice
+            else:
+                self.autotune = choice
         if not scene.get("camera"):
             self.message = "the scene has no camera: add one or set the scene camera"
             self.cancel_requested.set()
@@ -296,6 +322,9 @@ class JobRun:
         try:
             while not self.supervisor.finished:
                 self.supervisor.step(timeout=0.1)
+                if self.replan_choice is not None:
+                    choice, self.replan_choice = self.replan_choice, None
+                    self._replan(choice)
                 if self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request")):
                     state = "cancelled"
                     break
