@@ -89,6 +89,8 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, help="override the scene's Cycles samples")
     parser.add_argument("--resolution", help="override the resolution, WxH")
     parser.add_argument("--hang-timeout", type=float, default=600.0, help="seconds without progress (default 600)")
+    parser.add_argument("--first-frame-timeout", type=float, default=3600.0,
+                        help="a GPU lane's first frame may compile kernels this long (default 3600)")  # fmt: skip
     parser.add_argument("--video", action="store_true", help="encode an MP4 when all frames are done")
     parser.add_argument("--job-dir", help="job folder (default: a new one under the user cache)")
     parser.add_argument("--detach", action="store_true", help="return at once; the job runs on in the background")
@@ -130,6 +132,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         samples=args.samples,
         resolution=resolution,
         hang_timeout=args.hang_timeout,
+        first_frame_timeout=args.first_frame_timeout,
         video=args.video,
         backend=args.backend,
         ray_address=args.ray_address,

@@ -62,7 +62,7 @@ def create_job(spec: JobSpec, jobs_root: str | None = None, job_dir: str | None 
     spec.output_dir = os.path.abspath(spec.output_dir)
     if job_dir is None:
         spec.job_id = spec.job_id or new_job_id(spec.blend)
-        job_dir = os.path.join(jobs_root or default_jobs_root(), spec.job_id)
+        job_dir = os.path.join(make_private_dir(jobs_root or default_jobs_root()), spec.job_id)
     job_dir = os.path.abspath(job_dir)
     spec_path = os.path.join(job_dir, "spec.json")
     if os.path.exists(spec_path):

@@ -127,7 +127,8 @@ class JobRun:
             first_frame_timeout=self.spec.first_frame_timeout,
             max_lane_failures=self.spec.max_lane_failures,
         )
-        self.frames_log = open(os.path.join(job_dir, "frames.jsonl"), "a", encoding="utf-8")  # noqa: SIM115
+        log_fd = os.open(os.path.join(job_dir, "frames.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.frames_log = os.fdopen(log_fd, "a", encoding="utf-8")
         self.supervisor: Supervisor | None = None
         self.queue = FrameQueue()
         self.lanes: list[Lane] = []

@@ -131,7 +131,8 @@ def write_json_atomic(path: str, data) -> None:
     """Write JSON to a temporary file beside ``path`` and rename it over (readers never see half)."""
     directory = os.path.dirname(os.path.abspath(path))
     temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=1, sort_keys=False, default=str)
         handle.flush()
         os.fsync(handle.fileno())

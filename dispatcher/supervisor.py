@@ -161,7 +161,9 @@ class Supervisor:
             if run.state == BACKOFF and now >= run.backoff_until:
                 self._launch(run)
             elif run.state in (STARTING, RENDERING):
-                limit = self.config.hang_timeout if run.rendered_once else self.config.first_frame_timeout
+                # A GPU lane's first frame may wait minutes for kernel compilation; nothing else may.
+                first_on_gpu = run.lane.is_gpu and not run.rendered_once
+                limit = self.config.first_frame_timeout if first_on_gpu else self.config.hang_timeout
                 if now - run.last_activity > limit:
                     what = f"frame {run.frame}" if run.state == RENDERING else "start-up"
                     self._kill(run)

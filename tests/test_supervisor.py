@@ -42,12 +42,12 @@ class FakeWorker:
 class Rig:
     """A supervisor over fake workers; `workers[lane]` is the lane's current fake process."""
 
-    def __init__(self, tmp_path, lanes=("a", "b"), frames=range(1, 5), **config):
+    def __init__(self, tmp_path, lanes=("a", "b"), frames=range(1, 5), device_type="CPU", **config):
         self.tmp, self.clock, self.workers, self.started = tmp_path, FakeClock(), {}, []
         self.queue = FrameQueue()
         self.records = []
         self.sup = Supervisor(
-            [Lane(name, "CPU") for name in lanes],
+            [Lane(name, device_type) for name in lanes],
             self.queue,
             start_worker=self.start,
             paths=lambda frame, lane: (str(tmp_path / f".f{frame}.{lane}.part"), str(tmp_path / f"f{frame}.png")),
@@ -178,8 +178,8 @@ def test_hang_is_killed_and_treated_as_failure(tmp_path):
     assert "no progress" in rig.sup.runs["a"].last_error
 
 
-def test_first_frame_may_take_long_kernel_compile(tmp_path):
-    rig = Rig(tmp_path, lanes=("a",), frames=[1])
+def test_first_frame_may_take_long_kernel_compile_on_a_gpu_lane(tmp_path):
+    rig = Rig(tmp_path, lanes=("a",), frames=[1], device_type="OPTIX")
     rig.sup.start()
     rig.ready("a")
     rig.emit("a", event="phase", frame=1, phase="compiling GPU kernels")
@@ -187,6 +187,18 @@ def test_first_frame_may_take_long_kernel_compile(tmp_path):
     rig.clock.now = 60  # beyond the hang timeout, within the first-frame allowance
     rig.sup.tick()
     assert rig.state("a") == RENDERING
+    rig.clock.now = 101
+    rig.sup.tick()
+    assert rig.state("a") == BACKOFF and "no progress" in rig.sup.runs["a"].last_error
+
+
+def test_a_cpu_lane_first_frame_gets_only_the_hang_timeout(tmp_path):
+    rig = Rig(tmp_path, lanes=("a",), frames=[1])
+    rig.sup.start()
+    rig.ready("a")
+    rig.clock.now = 11
+    rig.sup.tick()
+    assert rig.state("a") == BACKOFF
 
 
 def test_invalid_output_is_not_counted_done(tmp_path):
