@@ -178,6 +178,8 @@ class Supervisor:
             if run.state != READY or not self.frames.planned:
                 continue
             others = sum(1 for other in self.live_runs() if other is not run)
+            if self._faster_without(run):
+                continue
             frame = self.frames.take(run.lane.name, others)
             if frame is None:
                 if not self.frames.pending and not self.frames.in_flight:
@@ -190,6 +192,17 @@ class Supervisor:
             run.last_activity = run.frame_sent_at
             run.handle.send({"cmd": "render", "frame": frame, "path": temp_path})
             self.changed = True
+
+    def _faster_without(self, run: LaneRun) -> bool:
+        """Endgame: leave the last frames to faster lanes when they would finish them all sooner than
+        this lane could finish one (a CPU lane beside GPUs, or a slower card, must not hold up the job)."""
+        mine = run.seconds_per_frame()
+        if mine is None:
+            return False
+        rates = [1.0 / spf for other in self.live_runs() if other is not run and (spf := other.seconds_per_frame())]
+        if not rates:
+            return False
+        return len(self.frames.pending) / sum(rates) < mine
 
     def stop_lane(self, run: LaneRun) -> None:
         if run.handle is not None:

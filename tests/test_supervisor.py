@@ -249,3 +249,33 @@ def test_eta_from_lane_rates(tmp_path):
     # lane a: 2 s/frame, lane b: 4 s/frame -> 0.75 frames/s; 8 frames left
     assert abs(rig.sup.eta_seconds() - 8 / 0.75) < 1e-6
     assert READY not in (rig.state("a"), rig.state("b"))
+
+
+def test_a_slow_lane_leaves_the_last_frames_to_a_faster_one(tmp_path):
+    rig = Rig(tmp_path, lanes=("fast", "slow"), frames=range(1, 13))
+    rig.sup.start()
+    rig.ready("fast", "slow")
+    rig.clock.now = 1.0
+    rig.finish("fast")  # fast: 1 s a frame
+    rig.clock.now = 10.0
+    slow_frame = rig.finish("slow")  # slow: 10 s a frame; 9 frames left, which fast clears in 9 s < 10 s
+    assert slow_frame == 2
+    assert rig.state("slow") == READY and rig.current("slow") is None
+    now = 10.0
+    while not rig.queue.finished:
+        now += 1.0
+        rig.clock.now = now
+        rig.finish("fast")
+    assert rig.sup.runs["slow"].frames_done == 1 and rig.sup.runs["fast"].frames_done == 11
+    assert rig.sup.finished
+
+
+def test_a_slow_lane_still_helps_while_much_work_is_left(tmp_path):
+    rig = Rig(tmp_path, lanes=("fast", "slow"), frames=range(1, 41))
+    rig.sup.start()
+    rig.ready("fast", "slow")
+    rig.clock.now = 1.0
+    rig.finish("fast")
+    rig.clock.now = 10.0
+    rig.finish("slow")  # 37 frames pending: fast needs 37 s, more than the slow lane's 10 s
+    assert rig.state("slow") == RENDERING
