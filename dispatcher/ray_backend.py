@@ -74,6 +74,8 @@ def connect(address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
+    if address:
+        _probe(address)
     options = {"namespace": NAMESPACE, "log_to_driver": False, "configure_logging": False}
     try:
         if address:
@@ -84,6 +86,21 @@ def connect(address: str | None) -> bool:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise SpecError(f"cannot connect to {where}: {' '.join(str(error).split())[:300]}") from None
     return True
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Refuse an unreachable HOST:PORT at once (ray.init would wait for it for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", ray://..., or something Ray will explain itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise SpecError(
+            f"cannot reach the Ray cluster at {address} ({reason}): is `ray start --head` running there, "
+            "and is the port open from this machine?"
+        ) from None
 
 
 # -- planning -------------------------------------------------------------------------------------

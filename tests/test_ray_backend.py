@@ -151,6 +151,17 @@ def test_without_ray_the_cli_says_how_to_install_it(monkeypatch, tiny_blend, tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_an_unreachable_cluster_is_refused_at_once():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once closed
+    with pytest.raises(SpecError, match=rf"cannot reach the Ray cluster at 127.0.0.1:{port} .*ray start --head"):
+        ray_backend._probe(f"127.0.0.1:{port}")
+    ray_backend._probe("auto")  # left to Ray
+
+
 def test_env_overlay_sends_only_what_the_dispatcher_changed(monkeypatch):
     monkeypatch.setenv("GRF_TEST_KEEP", "1")
     monkeypatch.setenv("GRF_TEST_DROP", "1")
