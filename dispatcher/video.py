@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -50,29 +51,73 @@ def _scene(job_dir: str) -> dict:
 
 
 def encode_job(job_dir: str, output: str | None = None, fps: float | None = None, audio: str | None = None) -> str:
-    """Write an MP4 of the job's frames (yuv420p, even size); returns its path."""
+    """Write an MP4 of the job's finished frames; returns its path.
+
+    The scene's sound (or ``audio``, a .blend whose sound strips to mix in) needs Blender's own FFmpeg,
+    which the worker program has; otherwise the imageio-ffmpeg binary is used when installed, and
+    Blender's FFmpeg when it is not (as inside Blender, where that wheel is not shipped).
+    """
     spec = jobs.load_spec(job_dir)
     frames = job_frames(job_dir)
     if not frames:
         raise SpecError(f"job {spec.job_id} has no finished frames to encode")
-    fps = fps or spec.video_fps or _scene(job_dir).get("fps") or 24.0
+    scene = _scene(job_dir)
+    fps = fps or spec.video_fps or scene.get("fps") or 24.0
     output = output or os.path.join(spec.output_dir, f"{spec.job_id}.mp4")
+    sound_blend = audio or spec.extra.get("audio_blend") or (spec.blend if scene.get("has_audio") else None)
+    if sound_blend or not _has_imageio_ffmpeg():
+        return encode_with_blender(frames, output, fps, spec.blender, sound_blend)
+    return encode_with_ffmpeg(frames, output, fps)
+
+
+def _has_imageio_ffmpeg() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("imageio_ffmpeg") is not None
+
+
+def encode_with_ffmpeg(frames: list[str], output: str, fps: float) -> str:
+    """H.264 through the imageio-ffmpeg binary: one video frame per rendered frame, in order."""
+    extension = os.path.splitext(frames[0])[1]
+    with tempfile.TemporaryDirectory(prefix="grf-encode-") as sequence:
+        for index, frame in enumerate(frames):
+            link = os.path.join(sequence, f"{index:07d}{extension}")
+            try:
+                os.link(frame, link)
+            except OSError:
+                shutil.copyfile(frame, link)
+        argv = [
+            ffmpeg_binary(), "-y", "-loglevel", "error", "-framerate", f"{fps:g}",
+            "-i", os.path.join(sequence, f"%07d{extension}"),
+            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18",
+            "-movflags", "+faststart", output,
+        ]  # fmt: skip
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed: {result.stderr.strip()[-300:]}")
+    return output
+
+
+def encode_with_blender(frames: list[str], output: str, fps: float, program: str | None, blend: str | None) -> str:
+    """Blender's sequencer and FFmpeg: H.264 video plus the scene's sound strips (AAC)."""
+    from .process import default_program, is_python_program
+
+    program = program or default_program()
+    if not program:
+        raise SpecError("video encoding needs imageio-ffmpeg or Blender (pass --blender)")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "encode_video.py")
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as listing:
-        for frame in frames:
-            escaped = frame.replace("'", "'\\''")
-            listing.write(f"file '{escaped}'\nduration {1.0 / fps:.6f}\n")
-        listing.write(f"file '{frames[-1].replace(chr(39), chr(39) + chr(92) + chr(39) + chr(39))}'\n")
-    argv = [ffmpeg_binary(), "-y", "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", listing.name]
-    if audio:
-        argv += ["-i", audio, "-shortest", "-c:a", "aac"]
-    argv += [
-        "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-r", f"{fps:g}",
-        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", "-movflags", "+faststart", output,
-    ]  # fmt: skip
+        listing.write("\n".join(frames) + "\n")
+    args = ["--frames", listing.name, "--out", output, "--fps", f"{fps:g}"] + (["--blend", blend] if blend else [])
+    if is_python_program(program):
+        argv = [program, script, *args]
+    else:
+        argv = [program, "-b", "--factory-startup", "--disable-autoexec", "--python", script, "--", *args]
     try:
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
     finally:
         os.remove(listing.name)
-    if result.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed: {result.stderr.strip()[-300:]}")
+    if result.returncode != 0 or not os.path.exists(output):
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"Blender could not encode the video: {tail[0]}")
     return output
