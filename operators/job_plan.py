@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 from dataclasses import dataclass, field
 
@@ -107,11 +106,8 @@ def plan_job(context, prefs, report) -> Plan:
 
     if is_movie(scene):
         spec.file_format = "PNG"
-        spec.video = importlib.util.find_spec("imageio_ffmpeg") is not None
-        if spec.video:
-            plan.notes.append("Movie output: frames are rendered as PNG, then encoded to an MP4 at the end")
-        else:
-            plan.warnings.append("Movie output: frames are rendered as PNG; no MP4 (imageio-ffmpeg is missing)")
+        spec.video = True  # Blender's own FFmpeg encodes it when imageio-ffmpeg is not there
+        plan.notes.append("Movie output: frames are rendered as PNG, then encoded to an MP4 with the scene's sound")
     else:
         fmt = scene.render.image_settings.file_format
         spec.file_format = fmt if fmt in IMAGE_FORMATS else None
