@@ -84,7 +84,11 @@ def connect(address: str | None) -> bool:
             ray.init(address="local", include_dashboard=False, **options)
     except Exception as error:  # ConnectionError, RuntimeError, ValueError ...
         where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise SpecError(f"cannot connect to {where}: {' '.join(str(error).split())[:300]}") from None
+        hint = ""
+        if address:
+            hint = ("; with token authentication, RAY_AUTH_MODE=token and the cluster's token "
+                    "(~/.ray/auth_token or RAY_AUTH_TOKEN) must be set here too")  # fmt: skip
+        raise SpecError(f"cannot connect to {where}: {' '.join(str(error).split())[:300]}{hint}") from None
     return True
 
 
