@@ -31,6 +31,15 @@ class GRF_DeviceSetting(PropertyGroup):
     key: StringProperty(name="Key", description="NVML UUID of the card")
     label: StringProperty(name="Name")
     use: BoolProperty(name="Use", description="Render on this card", default=True)
+    device_type: EnumProperty(
+        name="Device Type", default="INHERIT", description="Backend for this card",
+        items=[("INHERIT", "Default", "The device type set for all cards")]
+        + [item for item in DEVICE_TYPES if item[0] not in ("AUTO", "CPU")],
+    )
+    workers: IntProperty(
+        name="Workers", min=0, max=16, default=0,
+        description="Workers on this card in per-card mode (0: the mode's setting)",
+    )
 
 
 class GpuRenderFarmPreferences(AddonPreferences):
@@ -73,7 +82,12 @@ class GpuRenderFarmPreferences(AddonPreferences):
         col.prop(self, "threads")
         col.prop(self, "persistent_data")
         for device in self.devices:
-            col.prop(device, "use", text=device.label or device.key)
+            row = col.row(align=True)
+            row.prop(device, "use", text=device.label or device.key)
+            sub = row.row(align=True)
+            sub.active = device.use
+            sub.prop(device, "device_type", text="")
+            sub.prop(device, "workers")
         col = layout.column(heading="Workers")
         col.prop(self, "blender_binary")
         col.prop(self, "trust_scripts")
@@ -133,6 +147,20 @@ def device_used(prefs, key: str) -> bool:
         if device.key == key:
             return device.use
     return True
+
+
+def per_gpu_overrides(prefs) -> dict:
+    """The cards whose device type or worker count differs from the defaults, for JobSpec.per_gpu."""
+    overrides = {}
+    for device in prefs.devices:
+        override = {}
+        if getattr(device, "device_type", "INHERIT") != "INHERIT":
+            override["device_type"] = device.device_type
+        if getattr(device, "workers", 0):
+            override["workers"] = device.workers
+        if override:
+            overrides[device.key] = override
+    return overrides
 
 
 def sync_devices(prefs, gpus) -> None:

@@ -98,11 +98,19 @@ def _gpu_lanes(spec: JobSpec, device_type: str, gpus: list[Gpu]) -> list[Lane]:
         groups = [[gpu] for gpu in gpus]
     lanes = []
     for group in groups:
+        override = _override(spec, group[0]) if len(group) == 1 else {}
+        lane_type = (override.get("device_type") or device_type).upper()
+        copies = int(override.get("workers") or spec.workers_per_gpu)
         base = "gpu" + "+".join(str(gpu.index) for gpu in group)
-        for copy in range(spec.workers_per_gpu):
-            name = base if spec.workers_per_gpu == 1 else f"{base}.{copy}"
-            lanes.append(Lane(name, device_type, list(group)))
+        for copy in range(copies):
+            name = base if copies == 1 else f"{base}.{copy}"
+            lanes.append(Lane(name, lane_type, list(group)))
     return lanes
+
+
+def _override(spec: JobSpec, gpu: Gpu) -> dict:
+    """A card's own settings (device type, workers), keyed by UUID or index."""
+    return spec.per_gpu.get(gpu.uuid) or spec.per_gpu.get(str(gpu.index)) or {}
 
 
 def _share_threads(lanes: list[Lane], threads: int | None, cores: int) -> None:

@@ -35,6 +35,7 @@ class JobSpec:
     gpus: list[str] | None = None  # indices, UUIDs or PCI ids; None: all
     gpus_per_worker: int = 1  # layout "groups"
     workers_per_gpu: int = 1
+    per_gpu: dict = field(default_factory=dict)  # per card (UUID or index): {"device_type", "workers"}
     cpu_lane: bool = False  # an extra CPU lane beside the GPU lanes
     cpu_lanes: int = 0  # CPU lanes when rendering on the CPU (0: auto)
     threads: int | None = None  # per worker; None: cores divided among lanes
@@ -87,6 +88,12 @@ class JobSpec:
         for name in ("gpus_per_worker", "workers_per_gpu"):
             if getattr(self, name) < 1:
                 raise SpecError(f"{name.replace('_', ' ')} must be 1 or more")
+        for key, override in self.per_gpu.items():
+            kind = (override.get("device_type") or "").upper()
+            if kind and kind not in GPU_DEVICE_TYPES:
+                raise SpecError(f"GPU {key}: device type {kind!r} is not a GPU backend ({', '.join(GPU_DEVICE_TYPES)})")
+            if int(override.get("workers") or 1) < 1:
+                raise SpecError(f"GPU {key}: workers must be 1 or more")
         if self.threads is not None and self.threads < 1:
             raise SpecError("threads must be 1 or more")
         if self.hang_timeout <= 0 or self.first_frame_timeout <= 0:

@@ -10,7 +10,7 @@ import bpy
 
 from ..dispatcher.frames import FrameSyntaxError, parse_frames
 from ..dispatcher.spec import IMAGE_FORMATS, MOVIE_EXTENSIONS, JobSpec, SpecError
-from ..preferences import device_used, worker_program
+from ..preferences import device_used, per_gpu_overrides, worker_program
 
 LAYOUTS = {"PER_CARD": "per-card", "COMBINED": "combined", "GROUPS": "groups", "SHARED": "per-card"}
 NON_NVIDIA_GPU_TYPES = ("HIP", "ONEAPI", "METAL")
@@ -134,6 +134,8 @@ def plan_job(context, prefs, report) -> Plan:
     if gpus:
         spec.gpus = [str(gpu.index) for gpu in gpus]
         spec.device_type = None if prefs.device_type == "AUTO" or not cycles else prefs.device_type
+        if cycles and settings.mode == "PER_CARD":
+            spec.per_gpu = per_gpu_overrides(prefs)
     elif cycles and prefs.device_type in NON_NVIDIA_GPU_TYPES:
         spec.device_type, spec.layout = prefs.device_type, "combined"
         plan.notes.append(f"No NVIDIA GPU listed by NVML: one worker uses all {prefs.device_type} devices")

@@ -196,3 +196,19 @@ def test_reopening_the_file_reattaches_to_its_job(farm):
     assert bpy.context.scene.gpu_render_farm.job_dir == str(job_dir)
     assert bpy.app.timers.is_registered(farm.monitor.tick)  # the load_post handler restarted polling
     assert farm.monitor.status(str(job_dir))["frames"]["done"] == 4
+
+
+def test_per_card_device_type_and_workers_reach_the_job(farm):
+    plan_job = importlib.import_module(f"{NAME}.operators.job_plan").plan_job
+    save(farm)
+    gpus = [farm.devices.Gpu(i, "NVIDIA H200", f"GPU-{i}", f"00000000:1{i}:00.0", 143771, 143000) for i in (0, 1)]
+    report = farm.devices.DeviceReport(gpus=gpus)
+    farm.monitor.set_devices(report)
+    prefs = farm.preferences.get_preferences(bpy.context)
+    farm.preferences.sync_devices(prefs, gpus)
+    prefs.devices[1].device_type, prefs.devices[1].workers = "CUDA", 2
+    plan = plan_job(bpy.context, prefs, report)
+    assert plan.spec.per_gpu == {"GPU-1": {"device_type": "CUDA", "workers": 2}}
+    lanes = importlib.import_module(f"{NAME}.dispatcher.lanes").plan_lanes(plan.spec, report, "OPTIX")
+    expected = [("gpu0", "OPTIX"), ("gpu1.0", "CUDA"), ("gpu1.1", "CUDA")]
+    assert [(lane.name, lane.device_type) for lane in lanes] == expected

@@ -112,3 +112,16 @@ def test_spec_round_trips_through_json(tmp_path):
     original = spec(frames="1-9x2", resolution=(64, 32), gpus=["0"])
     original.save(str(tmp_path / "spec.json"))
     assert JobSpec.load(str(tmp_path / "spec.json")) == original
+
+
+def test_per_card_overrides_set_device_type_and_workers_for_one_card():
+    report = fake_gpus(3)
+    lanes = plan_lanes(spec(per_gpu={"GPU-00000001-aaaa": {"device_type": "CUDA", "workers": 2}}), report, "OPTIX")
+    assert [(lane.name, lane.device_type) for lane in lanes] == [
+        ("gpu0", "OPTIX"), ("gpu1.0", "CUDA"), ("gpu1.1", "CUDA"), ("gpu2", "OPTIX"),
+    ]  # fmt: skip
+    assert lanes[1].env["CUDA_VISIBLE_DEVICES"] == lanes[2].env["CUDA_VISIBLE_DEVICES"] == "GPU-00000001-aaaa"
+    by_index = plan_lanes(spec(per_gpu={"2": {"workers": 3}}), report, "OPTIX")
+    assert [lane.name for lane in by_index][-3:] == ["gpu2.0", "gpu2.1", "gpu2.2"]
+    with pytest.raises(SpecError, match="not a GPU backend"):
+        spec(per_gpu={"0": {"device_type": "CPU"}})
