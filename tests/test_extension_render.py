@@ -212,3 +212,32 @@ def test_per_card_device_type_and_workers_reach_the_job(farm):
     lanes = importlib.import_module(f"{NAME}.dispatcher.lanes").plan_lanes(plan.spec, report, "OPTIX")
     expected = [("gpu0", "OPTIX"), ("gpu1.0", "CUDA"), ("gpu1.1", "CUDA")]
     assert [(lane.name, lane.device_type) for lane in lanes] == expected
+
+
+def test_cancel_then_resume_from_the_panel_buttons(farm):
+    from farmtest import wait_for, worker_processes
+
+    farm.scene.cycles.samples = 128
+    farm.scene.render.resolution_x = farm.scene.render.resolution_y = 96
+    farm.scene.frame_end = 10
+    save(farm)
+    assert bpy.ops.grf.render_all() == {"FINISHED"}
+    job_dir = farm.scene.gpu_render_farm.job_dir
+    snapshot = os.path.join(job_dir, "snapshot.blend")
+    out = farm.tmp / "out"
+    wait_for(lambda: list(out.glob("shot_*.png")), TIMEOUT, what="a first frame")
+    assert worker_processes(snapshot)
+    assert bpy.ops.grf.cancel_job() == {"FINISHED"}
+    wait_for(lambda: not worker_processes(snapshot) and not farm.jobs.is_running(job_dir), 30, what="workers gone")
+    assert farm.jobs.read_status(job_dir)["state"] == "cancelled"
+    assert not list(out.glob(".*")), "no partial frame is left"
+    kept = {path.name: path.stat().st_mtime_ns for path in out.glob("shot_*.png")}
+    assert 1 <= len(kept) < 10
+
+    farm.monitor.tick()  # what the panel's timer does every second
+    assert bpy.ops.grf.resume_job() == {"FINISHED"}
+    status = wait_for(lambda: (s := farm.jobs.read_status(job_dir)) and s["state"] == "done" and s, TIMEOUT,
+                      what="the resumed job to finish")  # fmt: skip
+    assert status["frames"]["done"] == 10 and status["frames"]["skipped"] == len(kept)
+    assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept, "finished frames were not redone"
+    assert sorted(path.name for path in out.glob("shot_*.png")) == [f"shot_{frame:04d}.png" for frame in range(1, 11)]
