@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test lint soak bench package ray clean
+.PHONY: venv demo test test-slow lint soak bench package ray clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; bpy 5.0.1 needs Python 3.11 (set PYTHON=...)"; exit 2; }
@@ -23,6 +23,9 @@ lint: venv
 
 test: venv lint
 	$(PY) -m pytest -m "not slow" -q
+
+test-slow: venv
+	$(PY) -m pytest -m slow -q
 
 soak: venv
 	$(PY) -m pytest -m slow -q -s tests/test_soak.py
