@@ -199,7 +199,12 @@ class Supervisor:
         mine = run.seconds_per_frame()
         if mine is None:
             return False
-        rates = [1.0 / spf for other in self.live_runs() if other is not run and (spf := other.seconds_per_frame())]
+        # Only strictly faster lanes count, so the fastest lane never waits and no frame is left behind.
+        rates = [
+            1.0 / max(spf, 1e-6)
+            for other in self.live_runs()
+            if other is not run and (spf := other.seconds_per_frame()) is not None and spf < mine
+        ]
         if not rates:
             return False
         return len(self.frames.pending) / sum(rates) < mine

@@ -279,3 +279,16 @@ def test_a_slow_lane_still_helps_while_much_work_is_left(tmp_path):
     rig.clock.now = 10.0
     rig.finish("slow")  # 37 frames pending: fast needs 37 s, more than the slow lane's 10 s
     assert rig.state("slow") == RENDERING
+
+
+def test_idle_lanes_of_equal_speed_never_all_wait_for_each_other(tmp_path):
+    rig = Rig(tmp_path, lanes=("a", "b", "c"), frames=range(1, 7))
+    rig.sup.start()
+    rig.ready("a", "b", "c")
+    while not rig.queue.finished:
+        busy = [lane for lane in ("a", "b", "c") if rig.state(lane) == RENDERING]
+        assert busy, "every lane is waiting for another: the last frame would never be rendered"
+        rig.clock.now += 1.0  # every lane renders a frame a second
+        for lane in busy:
+            rig.finish(lane)
+    assert sorted(rig.queue.done) == [1, 2, 3, 4, 5, 6]
