@@ -52,6 +52,7 @@ class LaneRun:
     visible: str | None = None  # CUDA_VISIBLE_DEVICES as the worker saw it
     node: str | None = None  # host the worker runs on (Ray)
     rendered_once: bool = False
+    idle_stopped: bool = False  # quit for want of work; may be started again
 
     def seconds_per_frame(self) -> float | None:
         recent = self.wall_seconds[-8:]
@@ -170,6 +171,12 @@ class Supervisor:
                     self._lane_failed(run, f"no progress for {int(now - run.last_activity)} s during {what}")
         self._dispatch()
         if self.frames.planned and not self.live_runs() and self.frames.pending:
+            idle = [run for run in self.runs.values() if run.state == STOPPED and run.idle_stopped]
+            if idle:  # the lanes that stopped for want of work are needed again
+                for run in idle:
+                    run.idle_stopped = False
+                    self._launch(run)
+                return
             self.frames.abandon("no lane left to render it: " + (self._last_errors() or "all lanes failed"))
             self.changed = True
 
@@ -178,12 +185,14 @@ class Supervisor:
             if run.state != READY or not self.frames.planned:
                 continue
             others = sum(1 for other in self.live_runs() if other is not run)
-            if self._faster_without(run):
+            # An idle worker is not free: with persistent data Blender's TBB threads spin on a core. A lane
+            # with no frame left for it, or that would only hold up faster lanes, quits (and is started
+            # again should every other lane fail).
+            if not self.frames.pending or self._faster_without(run):
+                self.stop_lane(run, idle=True)
                 continue
             frame = self.frames.take(run.lane.name, others)
             if frame is None:
-                if not self.frames.pending and not self.frames.in_flight:
-                    self.stop_lane(run)
                 continue
             temp_path, _final = self.paths(frame, run.lane.name)
             run.state, run.frame, run.temp_path = RENDERING, frame, temp_path
@@ -209,10 +218,10 @@ class Supervisor:
             return False
         return len(self.frames.pending) / sum(rates) < mine
 
-    def stop_lane(self, run: LaneRun) -> None:
+    def stop_lane(self, run: LaneRun, idle: bool = False) -> None:
         if run.handle is not None:
             run.handle.send({"cmd": "quit"})
-        run.state = STOPPED
+        run.state, run.idle_stopped = STOPPED, idle
         self.changed = True
 
     def shutdown(self, grace: float = 0.0) -> None:

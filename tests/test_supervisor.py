@@ -260,7 +260,8 @@ def test_a_slow_lane_leaves_the_last_frames_to_a_faster_one(tmp_path):
     rig.clock.now = 10.0
     slow_frame = rig.finish("slow")  # slow: 10 s a frame; 9 frames left, which fast clears in 9 s < 10 s
     assert slow_frame == 2
-    assert rig.state("slow") == READY and rig.current("slow") is None
+    assert rig.state("slow") == STOPPED and rig.current("slow") is None
+    assert rig.workers["slow"].sent[-1] == {"cmd": "quit"}  # an idle worker would spin a core
     now = 10.0
     while not rig.queue.finished:
         now += 1.0
@@ -292,3 +293,21 @@ def test_idle_lanes_of_equal_speed_never_all_wait_for_each_other(tmp_path):
         for lane in busy:
             rig.finish(lane)
     assert sorted(rig.queue.done) == [1, 2, 3, 4, 5, 6]
+
+
+def test_lanes_stopped_for_want_of_work_come_back_when_every_other_lane_fails(tmp_path):
+    rig = Rig(tmp_path, lanes=("a", "b"), frames=[1, 2, 3], max_lane_failures=1)
+    rig.sup.start()
+    rig.ready("a", "b")
+    rig.clock.now = 1.0
+    rig.finish("b")  # b takes frame 3
+    rig.clock.now = 2.0
+    rig.finish("b")  # nothing pending: b quits, idle
+    assert rig.state("b") == STOPPED and rig.started.count("b") == 1
+    rig.emit("a", event="exit", code=-11)  # a crashes on frame 1 and is blocklisted (1 failure allowed)
+    assert rig.state("a") == FAILED
+    assert rig.state("b") == STARTING and rig.started.count("b") == 2
+    rig.ready("b")
+    assert rig.current("b") == 1
+    rig.finish("b")
+    assert sorted(rig.queue.done) == [1, 2, 3] and not rig.queue.failed
