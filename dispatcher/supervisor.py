@@ -185,9 +185,9 @@ class Supervisor:
             if run.state != READY or not self.frames.planned:
                 continue
             others = sum(1 for other in self.live_runs() if other is not run)
-            # An idle worker is not free: with persistent data Blender's TBB threads spin on a core. A lane
-            # with no frame left for it, or that would only hold up faster lanes, quits (and is started
-            # again should every other lane fail).
+            # An idle worker is not always free (measured: with persistent data and one fixed thread, a TBB
+            # thread of Blender 5.0 spins a whole core while idle). A lane with no frame left for it, or that
+            # would only hold up faster lanes, quits; it is started again should every other lane fail.
             if not self.frames.pending or self._faster_without(run):
                 self.stop_lane(run, idle=True)
                 continue
