@@ -20,6 +20,7 @@ class FrameQueue:
     failed: dict[int, str] = field(default_factory=dict)
     failed_on: dict[int, set[str]] = field(default_factory=dict)
     attempts: dict[int, int] = field(default_factory=dict)
+    backups: dict[int, str] = field(default_factory=dict)  # frame -> lane rendering a second copy
     distinct_lanes_to_fail: int = 2
     max_attempts: int = 3
     planned: bool = False
@@ -48,12 +49,23 @@ class FrameQueue:
                 return frame
         return None
 
+    def back_up(self, frame: int, lane: str) -> None:
+        """``lane`` renders a second copy of an in-flight frame; the first valid result wins."""
+        self.backups[frame] = lane
+
     def complete(self, frame: int) -> None:
         self.in_flight.pop(frame, None)
+        self.backups.pop(frame, None)
         self.done.add(frame)
 
     def fail(self, frame: int, lane: str, error: str) -> bool:
         """Record a failure; True when the frame is now failed for good."""
+        if frame in self.backups:  # one copy failed; the other is still rendering
+            backup = self.backups.pop(frame)
+            if backup != lane:
+                self.failed_on.setdefault(frame, set()).add(lane)
+                self.in_flight[frame] = backup
+            return False
         self.in_flight.pop(frame, None)
         lanes = self.failed_on.setdefault(frame, set())
         lanes.add(lane)
@@ -65,6 +77,8 @@ class FrameQueue:
 
     def release(self, frame: int) -> None:
         """Put an in-flight frame back without blaming anyone (cancel, shutdown)."""
+        if self.backups.pop(frame, None) is not None:
+            return  # the other copy still holds the frame; releasing that one requeues it
         if self.in_flight.pop(frame, None) is not None:
             self.attempts[frame] = max(0, self.attempts.get(frame, 1) - 1)
             self.pending.insert(0, frame)

@@ -53,6 +53,7 @@ class LaneRun:
     node: str | None = None  # host the worker runs on (Ray)
     rendered_once: bool = False
     idle_stopped: bool = False  # quit for want of work; may be started again
+    backup: bool = False  # the current frame is a second copy of another lane's frame
 
     def seconds_per_frame(self) -> float | None:
         recent = self.wall_seconds[-8:]
@@ -188,6 +189,8 @@ class Supervisor:
             # An idle worker is not always free (measured: with persistent data and one fixed thread, a TBB
             # thread of Blender 5.0 spins a whole core while idle). A lane with no frame left for it, or that
             # would only hold up faster lanes, quits; it is started again should every other lane fail.
+            if not self.frames.pending and (self._back_up_slow_frame(run) or self._may_back_up_later(run)):
+                continue
             if not self.frames.pending or self._faster_without(run):
                 self.stop_lane(run, idle=True)
                 continue
@@ -201,6 +204,54 @@ class Supervisor:
             run.last_activity = run.frame_sent_at
             run.handle.send({"cmd": "render", "frame": frame, "path": temp_path})
             self.changed = True
+
+    def _send_frame(self, run: LaneRun, frame: int, backup: bool = False) -> None:
+        temp_path, _final = self.paths(frame, run.lane.name)
+        run.state, run.frame, run.temp_path, run.backup = RENDERING, frame, temp_path, backup
+        run.sample, run.samples, run.phase = None, None, None
+        run.frame_sent_at, run.frame_sent_wall = self.clock(), self.wall_clock()
+        run.last_activity = run.frame_sent_at
+        run.handle.send({"cmd": "render", "frame": frame, "path": temp_path})
+        self.changed = True
+
+    def _back_up_slow_frame(self, run: LaneRun) -> bool:
+        """Nothing left to take: render a second copy of a frame that a much slower lane is still on.
+
+        The frame that finishes first (and validates) wins; the other copy's worker is stopped. This
+        keeps a CPU lane, or a card that stalled, from holding up the end of the job.
+        """
+        mine = run.seconds_per_frame()
+        if mine is None:
+            return False
+        now, best, latest = self.clock(), None, 0.0
+        for other in self.runs.values():
+            if other is run or other.state != RENDERING or other.frame is None or other.backup:
+                continue
+            if other.frame in self.frames.backups or run.lane.name in self.frames.failed_on.get(other.frame, ()):
+                continue
+            elapsed = now - other.frame_sent_at
+            theirs = other.seconds_per_frame()
+            # Expected finish of the other copy; a first frame of unknown pace is judged by what it took so far.
+            expected = (theirs - elapsed) if theirs else (elapsed if elapsed > 1.5 * mine else 0.0)
+            if expected > 1.5 * mine and expected > latest:
+                best, latest = other, expected
+        if best is None:
+            return False
+        self.frames.back_up(best.frame, run.lane.name)
+        self._send_frame(run, best.frame, backup=True)
+        return True
+
+    def _may_back_up_later(self, run: LaneRun) -> bool:
+        """Stay ready while a lane of unknown or much slower pace still renders: it may need a backup."""
+        mine = run.seconds_per_frame()
+        if mine is None:
+            return False
+        return any(
+            other is not run and other.state == RENDERING and not other.backup
+            and other.frame not in self.frames.backups
+            and ((theirs := other.seconds_per_frame()) is None or theirs > 1.5 * mine)
+            for other in self.runs.values()
+        )  # fmt: skip
 
     def _faster_without(self, run: LaneRun) -> bool:
         """Endgame: leave the last frames to faster lanes when they would finish them all sooner than
@@ -286,6 +337,11 @@ class Supervisor:
         frame = message.get("frame")
         if run.state != RENDERING or frame != run.frame:
             return
+        if frame in self.frames.done:  # the other copy won; this one is not needed
+            self._remove_temp(run)
+            run.state, run.frame, run.backup = READY, None, False
+            self._dispatch()
+            return
         temp_path, final_path = self.paths(frame, run.lane.name)
         problem = check_image(temp_path)
         if problem:
@@ -300,6 +356,11 @@ class Supervisor:
         run.render_seconds.append(float(message.get("seconds") or 0.0))
         run.wall_seconds.append(now - run.frame_sent_at)
         self.frames.complete(frame)
+        for other in self.runs.values():  # the losing copy of a backed-up frame
+            if other is not run and other.state == RENDERING and other.frame == frame:
+                self._kill(other)
+                other.frame, other.backup = None, False
+                other.state, other.idle_stopped = STOPPED, True
         self.on_frame(
             {
                 "frame": frame,
@@ -311,10 +372,11 @@ class Supervisor:
                 "worker_end": message.get("finished_at"),
                 "status": "done",
                 "attempt": self.frames.attempts.get(frame, 1),
+                "backup": run.backup,
                 "path": final_path,
             }
         )
-        run.state, run.frame, run.sample, run.samples = READY, None, None, None
+        run.state, run.frame, run.sample, run.samples, run.backup = READY, None, None, None, False
         self._dispatch()
 
     def _on_frame_error(self, run: LaneRun, message: dict) -> None:
@@ -365,7 +427,7 @@ class Supervisor:
         self._remove_temp(run)
         if run.handle is not None:
             run.handle.kill()
-        run.frame, run.sample, run.samples = None, None, None
+        run.frame, run.sample, run.samples, run.backup = None, None, None, False
         run.last_error = error
         run.failures += 1
         run.consecutive_failures += 1

@@ -296,18 +296,62 @@ def test_idle_lanes_of_equal_speed_never_all_wait_for_each_other(tmp_path):
 
 
 def test_lanes_stopped_for_want_of_work_come_back_when_every_other_lane_fails(tmp_path):
-    rig = Rig(tmp_path, lanes=("a", "b"), frames=[1, 2, 3], max_lane_failures=1)
+    rig = Rig(tmp_path, lanes=("a", "b"), frames=[1, 2, 3, 4], max_lane_failures=1)
     rig.sup.start()
     rig.ready("a", "b")
     rig.clock.now = 1.0
-    rig.finish("b")  # b takes frame 3
+    assert (rig.finish("a"), rig.finish("b")) == (1, 2)  # a takes 3, b takes 4
     rig.clock.now = 2.0
-    rig.finish("b")  # nothing pending: b quits, idle
+    rig.finish("b")  # nothing pending and a is on pace: b quits, idle
     assert rig.state("b") == STOPPED and rig.started.count("b") == 1
-    rig.emit("a", event="exit", code=-11)  # a crashes on frame 1 and is blocklisted (1 failure allowed)
+    rig.emit("a", event="exit", code=-11)  # a crashes on frame 3 and is blocklisted (1 failure allowed)
     assert rig.state("a") == FAILED
     assert rig.state("b") == STARTING and rig.started.count("b") == 2
     rig.ready("b")
-    assert rig.current("b") == 1
+    assert rig.current("b") == 3
     rig.finish("b")
-    assert sorted(rig.queue.done) == [1, 2, 3] and not rig.queue.failed
+    assert sorted(rig.queue.done) == [1, 2, 3, 4] and not rig.queue.failed
+
+
+def test_a_fast_idle_lane_backs_up_the_last_frame_of_a_slow_lane(tmp_path):
+    rig = Rig(tmp_path, lanes=("gpu", "cpu"), frames=[1, 2, 3, 4])
+    rig.sup.start()
+    rig.ready("gpu", "cpu")  # gpu takes 1, cpu takes 2 (its first frame: pace unknown)
+    for now, expected in ((1.0, 1), (2.0, 3), (3.0, 4)):
+        rig.clock.now = now
+        assert rig.finish("gpu") == expected
+    # nothing pending; cpu has been on frame 2 for 3 s, twice the gpu's pace: gpu renders a second copy
+    assert rig.current("gpu") == 2 and rig.queue.backups == {2: "gpu"}
+    rig.clock.now = 4.0
+    rig.finish("gpu")
+    assert rig.queue.finished and sorted(rig.queue.done) == [1, 2, 3, 4]
+    assert rig.workers["cpu"].killed and rig.state("cpu") == STOPPED
+    assert not list(tmp_path.glob(".*.part"))
+    assert [r["backup"] for r in rig.records if r["frame"] == 2] == [True]
+
+
+def test_the_slow_copy_finishing_first_still_wins(tmp_path):
+    rig = Rig(tmp_path, lanes=("gpu", "cpu"), frames=[1, 2])
+    rig.sup.start()
+    rig.ready("gpu", "cpu")
+    rig.clock.now = 1.0
+    rig.finish("gpu")
+    rig.clock.now = 3.0
+    rig.sup.tick()
+    assert rig.queue.backups == {2: "gpu"}
+    rig.finish("cpu")  # the original copy arrives first
+    assert rig.queue.finished and rig.workers["gpu"].killed and rig.sup.runs["cpu"].frames_done == 1
+
+
+def test_a_failing_backup_does_not_requeue_the_frame(tmp_path):
+    rig = Rig(tmp_path, lanes=("gpu", "cpu"), frames=[1, 2])
+    rig.sup.start()
+    rig.ready("gpu", "cpu")
+    rig.clock.now = 1.0
+    rig.finish("gpu")
+    rig.clock.now = 3.0
+    rig.sup.tick()
+    rig.emit("gpu", event="frame_error", frame=2, error="CUDA error")
+    assert rig.queue.pending == [] and rig.queue.in_flight == {2: "cpu"} and not rig.queue.backups
+    rig.finish("cpu")
+    assert sorted(rig.queue.done) == [1, 2]
