@@ -3,6 +3,7 @@
 #   bash tools/gpu_session.sh cold     first render on a card with no kernel cache: the phase shown, the wait
 #   bash tools/gpu_session.sh checks   pinning, device ids, silent-CPU-fallback refusal, overhead, m workers
 #   bash tools/gpu_session.sh bench ARGS...   python -m dispatcher bench --gpu ARGS
+#   bash tools/gpu_session.sh verify   autotune vs the best approach; a CPU lane beside the GPU
 # Needs /tmp/kit/bin/bpy-python (the kit) and the machine's python3 with psutil and pynvml.
 set -u
 export GRF_BLENDER=${GRF_BLENDER:-/tmp/kit/bin/bpy-python} PYTHONUNBUFFERED=1
@@ -61,5 +62,18 @@ checks)
   py render $W/chk.blend -o $W/pd --frames 1-24 --quiet --json > $W/pd.json; echo "persistent wall $((SECONDS - t)) s" ;;
 bench)
   shift; py bench --gpu --blender "$GRF_BLENDER" "$@" ;;
+verify)  # autotune vs the best approach on both variants; a CPU lane beside the GPU (backups at the end)
+  B=/tmp/verify
+  py bench --gpu --blender "$GRF_BLENDER" --variant static --frames 16 --out $B \
+    --approaches per-card,auto,combined-pd,single --timeout 150 2>&1 | grep -E "^\[|^  \[|approach|product|Blender|one worker"
+  py bench --gpu --blender "$GRF_BLENDER" --variant deforming --frames 16 --out $B \
+    --approaches per-card,auto,combined-pd,per-card-m,single --timeout 150 2>&1 | grep -E "^\[|^  \[|approach|product|Blender|one worker"
+  cp $B/results.json "$OUT/verify_results.json" 2>/dev/null
+  for lane in "" "--cpu-lane"; do t=$SECONDS
+    py render $B/scenes/static.blend -o $W/cl$lane --frames 1-24 --job-dir $W/cljob$lane $lane --json > $W/cl.json
+    echo "per-card ${lane:-(GPU only)}: wall $((SECONDS - t)) s"
+    python3 -c "import json; s=json.load(open('$W/cl.json')); print(s['state'], s['frames']); [print(' ', l['name'], l['state'], l['frames_done'], l['seconds_per_frame']) for l in s['lanes']]"
+    grep -c '"backup": true' $W/cljob$lane/frames.jsonl | sed 's/^/  frames won by a backup copy: /'
+  done ;;
 *) echo "usage: gpu_session.sh cold|checks|bench ..."; exit 2 ;;
 esac
