@@ -192,14 +192,14 @@ def cmd_render(args) -> int:
         print(f"  status: python -m dispatcher status {job_dir}")
         print(f"  cancel: python -m dispatcher cancel {job_dir}")
         return EXIT_OK
-    return run_in_foreground(job_dir, quiet=args.quiet, as_json=args.json)
+    return run_in_foreground(job_dir, quiet=args.quiet, as_json=args.json, report=report)
 
 
-def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False) -> int:
+def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False, report=None) -> int:
     from .runner import run_job
 
     printer = ProgressPrinter(enabled=not quiet and not as_json)
-    status = run_job(job_dir, on_status=printer)
+    status = run_job(job_dir, on_status=printer, report=report)
     printer.close()
     if as_json:
         print(json.dumps(status, indent=1))
