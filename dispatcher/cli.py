@@ -274,7 +274,7 @@ def cmd_demo(args) -> int:
     report = detect_gpus()
     where = f"{len(report.gpus)} GPU lane(s)" if report.gpus else f"CPU lanes (no GPU: {report.reason})"
     print(f"rendering {args.frames} frames on {where}")
-    spec = JobSpec(blend=blend, output_dir=os.path.join(out, "frames"), video=True).validate()
+    spec = JobSpec(blend=blend, output_dir=os.path.join(out, "frames"), video=True, job_id="demo").validate()
     job_dir = jobs.create_job(spec, job_dir=os.path.join(out, "job"))
     code = run_in_foreground(job_dir)
     status = jobs.read_status(job_dir) or {}
