@@ -68,7 +68,7 @@ class LocalProcess:
         code = self._process.wait()
         self._log.write(f"=== exit {code}\n".encode())
         self._log.close()
-        self._inbox.put((self.key, {"event": "exit", "code": code}))
+        self._inbox.put((self.key, {"event": "exit", "code": code, "detail": last_error_line(self._log.name)}))
 
     def send(self, message: dict) -> None:
         try:
@@ -94,6 +94,20 @@ class LocalProcess:
             return self._process.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+
+
+def last_error_line(log_path: str) -> str | None:
+    """The line that most likely says why a worker ended: the last 'Error' line of its latest run."""
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(max(0, os.path.getsize(log_path) - 8192))
+            tail = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    lines = [line.strip() for line in tail.split("=== start")[-1].splitlines()[1:]]
+    lines = [line for line in lines if line and not line.startswith("===")]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [None])[-1]
 
 
 def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:

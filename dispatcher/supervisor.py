@@ -400,6 +400,8 @@ class Supervisor:
             return
         code = message.get("code")
         reason = f"worker exited with code {code}" if code is None or code >= 0 else f"worker killed by signal {-code}"
+        if message.get("detail") and (code is None or code >= 0):
+            reason += f": {message['detail'][:300]}"
         self._lane_failed(run, reason)
 
     # -- failures ---------------------------------------------------------------------------

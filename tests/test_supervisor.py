@@ -355,3 +355,27 @@ def test_a_failing_backup_does_not_requeue_the_frame(tmp_path):
     assert rig.queue.pending == [] and rig.queue.in_flight == {2: "cpu"} and not rig.queue.backups
     rig.finish("cpu")
     assert sorted(rig.queue.done) == [1, 2]
+
+
+def test_a_worker_that_dies_before_ready_says_why(tmp_path):
+    rig = Rig(tmp_path, lanes=("a",), frames=[1])
+    rig.sup.start()
+    rig.emit("a", event="exit", code=1, detail="Error: Failed to read blend file 'x.blend', not a blend file")
+    assert rig.sup.runs["a"].last_error == (
+        "worker exited with code 1: Error: Failed to read blend file 'x.blend', not a blend file"
+    )
+
+
+def test_last_error_line_reads_the_latest_run_of_a_log(tmp_path):
+    from dispatcher.process import last_error_line
+
+    log = tmp_path / "lane.log"
+    log.write_text(
+        "=== start blender -b old\nError: old problem\n=== exit 1\n"
+        "=== start blender -b new\nBlender 3.4.1\nRead blend: x.blend\nError: Failed to read blend file\nBlender quit\n"
+        "=== exit 1\n"
+    )
+    assert last_error_line(str(log)) == "Error: Failed to read blend file"
+    log.write_text("=== start python worker.py\nSegmentation fault\n=== exit -11\n")
+    assert last_error_line(str(log)) == "Segmentation fault"
+    assert last_error_line(str(tmp_path / "missing.log")) is None
