@@ -57,3 +57,22 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subpro
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+EXTENSION_NAME = "gpu_render_farm"
+
+
+def load_extension():
+    """Import the repository root as the package ``gpu_render_farm`` (relative imports work)."""
+    import importlib.util
+
+    if EXTENSION_NAME in sys.modules:
+        return sys.modules[EXTENSION_NAME]
+    spec = importlib.util.spec_from_file_location(
+        EXTENSION_NAME, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[EXTENSION_NAME] = module
+    spec.loader.exec_module(module)
+    module.__time__ = os.path.getmtime(module.__file__)  # addon_utils would reload a module without it
+    return module

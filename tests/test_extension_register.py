@@ -1,12 +1,12 @@
 """The extension registers and unregisters cleanly, twice, without probing devices at start-up."""
 
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from farmtest import load_extension
 
 bpy = pytest.importorskip("bpy")
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,16 +14,6 @@ NAME = "gpu_render_farm"
 OPERATORS = ("render_all", "refresh_devices", "cancel_job", "resume_job", "open_output", "play_video")
 
 
-def load_extension():
-    """Import the repository root as the package ``gpu_render_farm`` (relative imports work)."""
-    if NAME in sys.modules:
-        return sys.modules[NAME]
-    spec = importlib.util.spec_from_file_location(NAME, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[NAME] = module
-    spec.loader.exec_module(module)
-    module.__time__ = os.path.getmtime(module.__file__)  # addon_utils would reload a module without it
-    return module
 
 
 def registered() -> dict:

@@ -4,12 +4,12 @@ import importlib
 import importlib.util
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from farmtest import load_extension
 
 bpy = pytest.importorskip("bpy")
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,15 +17,6 @@ NAME = "gpu_render_farm"
 TIMEOUT = 120.0
 
 
-def load_extension():
-    if NAME in sys.modules:
-        return sys.modules[NAME]
-    spec = importlib.util.spec_from_file_location(NAME, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[NAME] = module
-    spec.loader.exec_module(module)
-    module.__time__ = os.path.getmtime(module.__file__)
-    return module
 
 
 @pytest.fixture
