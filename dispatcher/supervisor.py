@@ -168,7 +168,6 @@ class Supervisor:
                 limit = self.config.first_frame_timeout if first_on_gpu else self.config.hang_timeout
                 if now - run.last_activity > limit:
                     what = f"frame {run.frame}" if run.state == RENDERING else "start-up"
-                    self._kill(run)
                     self._lane_failed(run, f"no progress for {int(now - run.last_activity)} s during {what}")
         self._dispatch()
         if self.frames.planned and not self.live_runs() and self.frames.pending:
@@ -275,7 +274,7 @@ class Supervisor:
         run.state, run.idle_stopped = STOPPED, idle
         self.changed = True
 
-    def shutdown(self, grace: float = 0.0) -> None:
+    def shutdown(self) -> None:
         """Stop every worker now: in-flight frames go back to the queue, temporary files are removed."""
         for run in self.runs.values():
             if run.frame is not None:
@@ -345,7 +344,7 @@ class Supervisor:
         temp_path, final_path = self.paths(frame, run.lane.name)
         problem = check_image(temp_path)
         if problem:
-            self._frame_failed(run, f"output not valid: {problem}")
+            self._lane_failed(run, f"output not valid: {problem}")
             return
         os.replace(temp_path, final_path)
         now = self.clock()
@@ -381,7 +380,7 @@ class Supervisor:
 
     def _on_frame_error(self, run: LaneRun, message: dict) -> None:
         if run.state == RENDERING and message.get("frame") == run.frame:
-            self._frame_failed(run, message.get("error") or "render failed")
+            self._lane_failed(run, message.get("error") or "render failed")
 
     def _on_fatal(self, run: LaneRun, message: dict) -> None:
         error = message.get("error") or "worker failed to start"
@@ -405,13 +404,9 @@ class Supervisor:
         self._lane_failed(run, reason)
 
     # -- failures ---------------------------------------------------------------------------
-    def _frame_failed(self, run: LaneRun, error: str) -> None:
-        """A frame failed inside a live worker: restart it clean (a GPU error can poison its state)."""
-        self._kill(run)
-        self._lane_failed(run, error)
-
     def _lane_failed(self, run: LaneRun, error: str) -> None:
-        """A crash, hang or bad frame: requeue the frame, back off, blocklist after N in a row."""
+        """A crash, hang or bad frame: kill the worker (a GPU error can poison its state), requeue the
+        frame, back off and restart clean, blocklist after N in a row."""
         frame = run.frame
         if frame is not None:
             final = self.frames.fail(frame, run.lane.name, error)
@@ -426,9 +421,7 @@ class Supervisor:
                     "attempt": self.frames.attempts.get(frame, 1),
                 }
             )
-        self._remove_temp(run)
-        if run.handle is not None:
-            run.handle.kill()
+        self._kill(run)
         run.frame, run.sample, run.samples, run.backup = None, None, None, False
         run.last_error = error
         run.failures += 1
