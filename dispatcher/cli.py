@@ -237,12 +237,7 @@ def cmd_resume(args) -> int:
         pid = jobs.resume_job(job_dir)
         print(f"job {os.path.basename(job_dir)} resumed in the background (pid {pid})")
         return EXIT_OK
-    if jobs.is_running(job_dir):
-        raise SpecError(f"job {os.path.basename(job_dir)} is still running")
-    try:
-        os.remove(os.path.join(job_dir, "cancel.request"))
-    except FileNotFoundError:
-        pass
+    jobs.prepare_resume(job_dir)
     return run_in_foreground(job_dir, as_json=args.json)
 
 

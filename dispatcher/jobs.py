@@ -84,11 +84,7 @@ def create_job(spec: JobSpec, jobs_root: str | None = None, job_dir: str | None 
     make_private_dir(job_dir)
     make_private_dir(os.path.join(job_dir, "logs"))
     spec.save(spec_path)
-    for stale in ("cancel.request",):
-        try:
-            os.remove(os.path.join(job_dir, stale))
-        except FileNotFoundError:
-            pass
+    clear_cancel(job_dir)
     return job_dir
 
 
@@ -183,15 +179,24 @@ def submit(spec: JobSpec, jobs_root: str | None = None, python: str | None = Non
     return job_dir
 
 
-def resume_job(job_dir: str, python: str | None = None, env: dict | None = None) -> int:
-    """Start a stopped job again (detached): only missing or invalid frames are rendered."""
-    load_spec(job_dir)
-    if is_running(job_dir):
-        raise SpecError(f"job {os.path.basename(job_dir)} is still running")
+def clear_cancel(job_dir: str) -> None:
     try:
         os.remove(os.path.join(job_dir, "cancel.request"))
     except FileNotFoundError:
         pass
+
+
+def prepare_resume(job_dir: str) -> None:
+    """Refuse a folder that is not a job or whose job still runs; forget an earlier cancel."""
+    load_spec(job_dir)
+    if is_running(job_dir):
+        raise SpecError(f"job {os.path.basename(job_dir)} is still running")
+    clear_cancel(job_dir)
+
+
+def resume_job(job_dir: str, python: str | None = None, env: dict | None = None) -> int:
+    """Start a stopped job again (detached): only missing or invalid frames are rendered."""
+    prepare_resume(job_dir)
     return launch_detached(job_dir, python=python, env=env)
 
 

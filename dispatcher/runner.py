@@ -134,6 +134,7 @@ class JobRun:
         self.lanes: list[Lane] = []
         self.autotune: dict | None = None
         self.autotune_pending = False
+        self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -362,9 +363,9 @@ class JobRun:
 
     def _disk_full(self) -> bool:
         now = self.clock()
-        if now - getattr(self, "_disk_checked", 0.0) < 2.0:
+        if now - self.disk_checked_at < 2.0:
             return False
-        self._disk_checked = now
+        self.disk_checked_at = now
         try:
             return shutil.disk_usage(self.spec.output_dir).free < MIN_FREE_BYTES // 4
         except OSError:
