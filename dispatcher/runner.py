@@ -194,10 +194,6 @@ class JobRun:
         """Swap the running lanes for the ones the real scene calls for; frames in flight go back."""
         old = self.supervisor
         old.shutdown()
-        for run in old.runs.values():
-            wait = getattr(run.handle, "wait", None)
-            if wait:
-                wait(5.0)
         self._apply_choice(choice)
         self.lanes = plan_lanes(self.spec, self.report, self.device_type)
         self.supervisor = self._new_supervisor()
@@ -393,10 +389,6 @@ class JobRun:
         while time.monotonic() < deadline and any(handle.poll() is None for handle in handles):
             time.sleep(0.05)
         supervisor.shutdown()
-        for handle in handles:
-            wait = getattr(handle, "wait", None)
-            if wait:
-                wait(5.0)
         clean_stale_temps(self.spec.output_dir)
         close = getattr(self.factory, "close", None)
         if close:

@@ -274,8 +274,9 @@ class Supervisor:
         run.state, run.idle_stopped = STOPPED, idle
         self.changed = True
 
-    def shutdown(self) -> None:
-        """Stop every worker now: in-flight frames go back to the queue, temporary files are removed."""
+    def shutdown(self, wait: float = 5.0) -> None:
+        """Stop every worker now: in-flight frames go back to the queue, temporary files are removed;
+        then reap each worker (up to ``wait`` seconds), so none is left behind."""
         for run in self.runs.values():
             if run.frame is not None:
                 self.frames.release(run.frame)
@@ -283,6 +284,10 @@ class Supervisor:
             if run.state in LIVE_STATES:
                 run.state = STOPPED
             run.frame = None
+        for run in self.runs.values():
+            reap = getattr(run.handle, "wait", None)
+            if reap:
+                reap(wait)
         self.changed = True
 
     def _kill(self, run: LaneRun) -> None:
