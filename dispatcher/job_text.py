@@ -1,0 +1,193 @@
+"""What the panel says about a job, as sentences read once: one headline, each error once, lane bars.
+
+No bpy: the Blender panel draws a ``JobView``; tests and other front ends can build one from a status.
+The status may be the dict of ``status.json`` or an object with the same fields.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+
+from .error_hints import clean, distinct, hint
+
+ICONS = {"starting": "TIME", "running": "RENDER_ANIMATION", "done": "CHECKMARK", "failed": "ERROR",
+         "cancelled": "CANCEL", "stalled": "ERROR", "cancelling": "TIME", "encoding": "FILE_MOVIE",
+         "queued": "SORTTIME", "idle": "RENDER_ANIMATION"}
+
+
+def get(obj, name: str, default=None):
+    """A field of a status dict or a status object."""
+    if obj is None:
+        return default
+    value = obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
+    return default if value is None else value
+
+
+def format_seconds(seconds) -> str:
+    """``75`` -> ``1:15``, ``3725`` -> ``1:02:05``; ``--`` when unknown."""
+    if seconds is None:
+        return "--"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+@dataclass
+class Problem:
+    text: str  # the error, cleaned
+    hint: str | None  # what to change, when the error is a known one
+    frames: list[str] = field(default_factory=list)  # frames that failed with it
+
+
+@dataclass
+class LaneView:
+    name: str
+    factor: float
+    text: str
+    alert: bool = False
+
+
+@dataclass
+class JobView:
+    """Everything the job box shows; ``kind`` is starting/running/encoding/done/failed/cancelled/..."""
+
+    kind: str
+    headline: str
+    factor: float = 0.0
+    detail: str = ""
+    problems: list[Problem] = field(default_factory=list)
+    lanes: list[LaneView] = field(default_factory=list)
+
+    @property
+    def icon(self) -> str:
+        return ICONS.get(self.kind, "QUESTION")
+
+
+def _frames(status) -> tuple[int, int, int]:
+    frames = get(status, "frames", {})
+    return get(frames, "done", 0), get(frames, "total", 0), get(frames, "skipped", 0)
+
+
+def problems(status) -> list[Problem]:
+    """Each distinct error once: failed frames grouped by error, then lane errors not seen there."""
+    found: dict[str, Problem] = {}
+    failed = get(status, "failed_frames", {}) or {}
+    for frame, error in sorted(failed.items(), key=lambda item: _frame_number(item[0])):
+        text = clean(error or "failed")
+        found.setdefault(text, Problem(text, hint(text))).frames.append(str(frame))
+    lane_errors = [get(lane, "last_error") for lane in get(status, "lanes", [])]
+    for text in distinct([*lane_errors, get(status, "message")]):
+        if text.lower() not in ("cancelled", "done", "failed") and text not in found:
+            found[text] = Problem(text, hint(text))
+    return list(found.values())
+
+
+def _frame_number(key) -> int:
+    try:
+        return int(key)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _why(problem: Problem) -> str:
+    return problem.hint or problem.text
+
+
+def stopped_headline(status, found: list[Problem]) -> str:
+    lanes = len(get(status, "lanes", []))
+    where = " on every card" if lanes > 1 else ""
+    with_frames = [problem for problem in found if problem.frames]
+    if with_frames:
+        frames = [frame for problem in with_frames for frame in problem.frames]
+        what = f"frame {frames[0]} failed" if len(frames) == 1 else f"{len(frames)} frames failed"
+        return f"Stopped — {what}{where}: {_why(with_frames[0])}"
+    if found:
+        return f"Stopped — {_why(found[0])}"
+    done, total, _ = _frames(status)
+    return f"Stopped — {done}/{total} frames done"
+
+
+def headline(status, *, active: bool, encoding: bool = False, cancelling: bool = False) -> tuple[str, str]:
+    """(kind, sentence) for the job's state; ``active``: the dispatcher runs (or was just launched)."""
+    done, total, skipped = _frames(status)
+    state, phase = get(status, "state", "starting"), get(status, "phase", "")
+    if encoding or (state == "running" and "encod" in phase):
+        return "encoding", f"Encoding video — {done} frames"
+    if get(status, "queued_behind"):
+        return "queued", f"Queued behind {get(status, 'queued_behind')}"
+    if cancelling and active:
+        return "cancelling", f"Cancelling — stopping the workers ({done}/{total} frames done)"
+    if status is None or state == "starting":
+        if not active and status is not None:
+            return "stalled", "Interrupted before the first frame — press Resume"
+        if "compil" in phase:
+            return "starting", "Starting — compiling GPU kernels (the first render on a card can take minutes)"
+        return "starting", "Starting — launching the workers"
+    if state == "running":
+        if not active:
+            return "stalled", f"Interrupted — {done}/{total} frames done; press Resume to finish"
+        eta = get(status, "eta_seconds")
+        left = f", {format_seconds(eta)} left" if eta is not None else ""
+        return "running", f"Rendering — {done}/{total} frames{left}"
+    if state == "done":
+        elapsed = get(status, "elapsed", 0.0)
+        rendered = max(done - skipped, 0)
+        rate = f" ({rendered / elapsed * 60:.0f} frames/min)" if elapsed and rendered else ""
+        kept = f", {skipped} already there" if skipped else ""
+        return "done", f"Done — {done} frames in {format_seconds(elapsed)}{rate}{kept}"
+    if state == "cancelled":
+        return "cancelled", f"Cancelled — {done}/{total} frames done"
+    return "failed", stopped_headline(status, problems(status))
+
+
+def lane_view(lane, total: int) -> LaneView:
+    """One lane's bar: in-frame samples while rendering, the share of the job it did once stopped."""
+    name, state = get(lane, "name", "?"), get(lane, "state", "?")
+    frames_done, failures = get(lane, "frames_done", 0), get(lane, "failures", 0)
+    share = min(frames_done / total, 1.0) if total else 0.0
+    did = f"{frames_done} frame{'s' if frames_done != 1 else ''}"
+    if get(lane, "blocklisted"):
+        return LaneView(name, share, f"stopped after {failures} failures · {did}", True)
+    if "compil" in get(lane, "phase", ""):
+        return LaneView(name, 0.0, "compiling GPU kernels")
+    frame, sample, samples = get(lane, "frame"), get(lane, "sample"), get(lane, "samples")
+    if state == "rendering" and frame is not None:
+        if samples:
+            return LaneView(name, min(sample / samples, 1.0), f"frame {frame} · {sample}/{samples} samples")
+        return LaneView(name, 0.0, f"frame {frame}")
+    if state in ("starting", "backoff"):
+        return LaneView(name, 0.0, "starting" if state == "starting" else "restarting")
+    return LaneView(name, share, f"{state} · {did}", state == "failed")
+
+
+def autotune_line(status) -> str:
+    """The automatic layout's choice and reason, one line; empty when the layout was chosen by hand."""
+    choice = get(status, "autotune")
+    if not choice:
+        return ""
+    layout = get(choice, "layout", "per-card")
+    if layout == "per-card":
+        workers = get(choice, "workers_per_gpu", 1)
+        what = "1 worker per card" if workers == 1 else f"{workers} workers per card"
+    elif layout == "groups":
+        what = f"{get(choice, 'gpus_per_worker', 1)} cards per frame"
+    elif layout == "combined":
+        what = "all cards on each frame"
+    else:
+        what = layout
+    reason = get(choice, "reason", "")
+    return f"Automatic: {what}" + (f" — {reason}" if reason else "")
+
+
+def job_view(status, *, active: bool, encoding: bool = False, cancelling: bool = False) -> JobView:
+    """The whole job box from a status (None before the dispatcher wrote one)."""
+    kind, text = headline(status, active=active, encoding=encoding, cancelling=cancelling)
+    done, total, _ = _frames(status)
+    lanes = [lane_view(lane, total) for lane in get(status, "lanes", [])]
+    return JobView(kind, text, done / total if total else 0.0, autotune_line(status), problems(status), lanes)
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """Lines of at most ``width`` characters, broken between words (long paths broken where needed)."""
+    return textwrap.wrap(text, max(width, 12), break_on_hyphens=False) or [""]

@@ -1,0 +1,77 @@
+"""The panel's sentences (bpy-free): headlines read once, each error once with its hint, lane bars."""
+
+from dispatcher.error_hints import HINTS, clean, distinct, hint
+from dispatcher.job_text import autotune_line, headline, job_view, lane_view, wrap
+
+OIDN = "cpu0: Error: Failed to denoise, build has no OpenImageDenoise support"
+
+
+def status(state="running", done=14, total=24, failed=None, lanes=(), **extra):
+    return {"state": state, "phase": extra.pop("phase", state), "elapsed": extra.pop("elapsed", 62.0),
+            "eta_seconds": extra.pop("eta", 14.0), "failed_frames": failed or {}, "lanes": list(lanes),
+            "message": extra.pop("message", None),
+            "frames": {"total": total, "done": done, "skipped": extra.pop("skipped", 0)}, **extra}
+
+
+def lane(name, state="stopped", frames_done=0, last_error=None, **extra):
+    return {"name": name, "state": state, "frames_done": frames_done, "last_error": last_error, **extra}
+
+
+def test_headlines_of_each_state():
+    assert headline(status(), active=True) == ("running", "Rendering — 14/24 frames, 0:14 left")
+    assert headline(status(state="done", done=24), active=False) == (
+        "done", "Done — 24 frames in 1:02 (23 frames/min)")
+    assert headline(status(state="cancelled", done=4), active=False) == ("cancelled", "Cancelled — 4/24 frames done")
+    assert headline(None, active=True) == ("starting", "Starting — launching the workers")
+    assert headline(status(), active=True, cancelling=True)[0] == "cancelling"
+    kind, text = headline(status(), active=False)  # says running, but nobody runs it
+    assert kind == "stalled" and "press Resume" in text
+    assert headline(status(state="done", done=24), active=False, encoding=True) == (
+        "encoding", "Encoding video — 24 frames")
+    for text in (headline(status(state=s), active=False)[1] for s in ("done", "failed", "cancelled")):
+        assert text.split(" — ")[0].lower() not in text.split(" — ")[1].lower()  # never "Done: done"
+
+
+def test_every_card_failed_frame_gets_the_hint_once():
+    lanes = [lane("gpu0", last_error=OIDN), lane("gpu1", last_error="Error: " + OIDN.split("Error: ")[1])]
+    job = status(state="failed", done=6, failed={"7": OIDN}, lanes=lanes, message="1 frame failed")
+    text = headline(job, active=False)[1]
+    assert text == ("Stopped — frame 7 failed on every card: this Blender has no OpenImageDenoise; "
+                    "turn off Denoising in Render Properties › Sampling")
+    view = job_view(job, active=False)
+    oidn = [p for p in view.problems if "OpenImageDenoise" in p.text]
+    assert len(oidn) == 1 and oidn[0].frames == ["7"] and oidn[0].hint
+    assert oidn[0].text == "Failed to denoise, build has no OpenImageDenoise support"
+
+
+def test_clean_and_distinct():
+    assert clean("gpu1: RuntimeError: out of memory") == "out of memory"
+    assert clean("CUDA error: illegal address CUDA error: illegal address") == "CUDA error: illegal address"
+    assert distinct([OIDN, "gpu1: " + OIDN.split(": ", 1)[1], None, "", "other"]) == [
+        "Failed to denoise, build has no OpenImageDenoise support", "other"]
+
+
+def test_known_errors_have_hints_and_unknown_do_not():
+    assert "Simplify" in hint("CUDA error: Out of memory in cuMemAlloc")
+    assert "NVIDIA driver" in hint("NVML Shared Library Not Found")
+    assert "Output Folder" in hint("[Errno 28] No space left on device")
+    assert hint("something nobody has seen") is None and hint(None) is None
+    assert all(len(text) < 110 for _, text in HINTS)  # a hint fits two lines of the panel
+
+
+def test_stopped_lane_bar_shows_its_share_not_full():
+    assert lane_view(lane("gpu0", frames_done=6), 24).factor == 0.25
+    assert lane_view(lane("gpu0", frames_done=6), 24).text == "stopped · 6 frames"
+    view = lane_view(lane("gpu1", blocklisted=True, failures=3, frames_done=1), 24)
+    assert view.alert and view.text == "stopped after 3 failures · 1 frame"
+    rendering = lane_view(lane("gpu0", state="rendering", frame=12, sample=128, samples=512), 24)
+    assert (rendering.factor, rendering.text) == (0.25, "frame 12 · 128/512 samples")
+
+
+def test_autotune_line_and_wrap():
+    choice = {"layout": "groups", "gpus_per_worker": 4, "reason": "1 frame on 4 cards: one frame per card would idle 3"}
+    assert autotune_line({"autotune": choice}) == (
+        "Automatic: 4 cards per frame — 1 frame on 4 cards: one frame per card would idle 3")
+    assert autotune_line({"autotune": None}) == ""
+    lines = wrap("the output folder /very/long/path/that/does/not/fit cannot be written", 20)
+    assert all(len(line) <= 20 for line in lines) and " ".join(lines).startswith("the output folder")
