@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test test-slow lint soak bench package ray clean
+.PHONY: venv demo test test-slow lint soak bench package ray clean gui-test
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; bpy 5.0.1 needs Python 3.11 (set PYTHON=...)"; exit 2; }
@@ -35,6 +35,11 @@ bench: venv
 
 package: venv
 	$(PY) tools/build_package.py
+
+# The artist's session in a real Blender 4.3 window (Debian trixie's blender under Xvfb, in a chroot that
+# tools/gui_chroot.sh builds once into ~/.cache; needs root). Screenshots and session.json: build/gui/.
+gui-test: package
+	bash tools/gui_chroot.sh run bash tests/gui/run.sh dist/gpu_render_farm-$$(sed -n 's/^version = "\(.*\)"/\1/p' blender_manifest.toml)-linux_x64.zip build/gui
 
 ray: venv
 	$(PY) -m pip install -q -e ".[ray]"

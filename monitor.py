@@ -22,6 +22,8 @@ devices = None  # DeviceReport from the last explicit refresh
 cycles_devices: list[tuple[str, str]] = []  # (name, type) when NVML has no GPU
 _status: dict[str, tuple[tuple, dict | None]] = {}  # job dir -> (file signature, status)
 _encodes: dict[str, threading.Thread] = {}
+_was_active: dict[str, bool] = {}  # job dir -> whether the last tick found it active
+_launched: dict[str, float] = {}  # job dir -> when this Blender launched (or resumed) it
 encode_errors: dict[str, str] = {}  # job dir -> why the last encode failed
 redraws = 0  # how many times a change triggered a redraw (tests read it)
 
@@ -71,27 +73,64 @@ def poll(job_dir: str) -> bool:
     return old is None or old[1] != new
 
 
-def is_active(job_dir: str) -> bool:
-    """Whether the job may still change: its dispatcher runs, or it was launched moments ago."""
+def launched(job_dir: str) -> None:
+    """Follow a job this Blender just launched (render, resume): it counts as live until its dispatcher
+    wrote a status of its own, however old the status on disk says it is."""
+    _launched[job_dir] = time.time()
+    _status.pop(job_dir, None)
+    ensure_timer()
+
+
+def launching(job_dir: str) -> bool:
+    """Launched moments ago and its dispatcher has not written a status since."""
+    since = _launched.get(job_dir)
+    if since is None:  # not launched here (a reopened file): the spec's age tells
+        try:
+            since = os.path.getmtime(os.path.join(job_dir, "spec.json"))
+        except OSError:
+            return False
+    if time.time() - since > LAUNCH_GRACE:
+        return False
+    try:
+        return os.path.getmtime(os.path.join(job_dir, "status.json")) < since
+    except OSError:
+        return True
+
+
+def dispatcher_alive(job_dir: str) -> bool:
+    """The job's dispatcher runs, or is being launched."""
     from .dispatcher import jobs
 
-    if encoding(job_dir):
-        return True
-    current = status(job_dir)
-    if current is not None and current.get("state") not in ACTIVE_STATES:
-        return False
-    if jobs.is_running(job_dir):
-        return True
-    try:  # launched but no pid or status written yet
-        return time.time() - os.path.getmtime(os.path.join(job_dir, "spec.json")) < LAUNCH_GRACE
-    except OSError:
-        return False
+    return jobs.is_running(job_dir) or launching(job_dir)
+
+
+def is_active(job_dir: str) -> bool:
+    """Whether the job may still change: its dispatcher runs (or is starting), or its video is encoding.
+
+    A final status alone does not end it: the dispatcher may still be finishing (or be a new one).
+    """
+    return encoding(job_dir) or dispatcher_alive(job_dir)
+
+
+def cancelling(job_dir: str) -> bool:
+    return os.path.exists(os.path.join(job_dir, "cancel.request"))
 
 
 def stalled(job_dir: str) -> bool:
     """The status says running but no dispatcher is alive (killed, machine rebooted)."""
     current = status(job_dir)
-    return bool(current) and current.get("state") in ACTIVE_STATES and not is_active(job_dir)
+    return bool(current) and current.get("state") in ACTIVE_STATES and not dispatcher_alive(job_dir)
+
+
+def _finish_cancel(job_dir: str) -> None:
+    """A cancel whose dispatcher is gone but whose status still says running: finish it (no waiting)."""
+    from .dispatcher import jobs
+
+    if cancelling(job_dir) and stalled(job_dir):
+        try:
+            jobs.cancel_job(job_dir, wait=0)
+        except Exception:  # the folder vanished: nothing left to stop
+            pass
 
 
 def attached_jobs() -> list[str]:
@@ -100,15 +139,24 @@ def attached_jobs() -> list[str]:
 
 
 def tick() -> float | None:
-    """Timer callback: poll every attached job, redraw on change; stop when no job is active."""
+    """Timer callback: poll every attached job, redraw on change; stop when no job is active.
+
+    A job whose dispatcher just exited changes the buttons without changing its status: that redraws too.
+    """
     global redraws
     changed = False
+    active = {}
     for job_dir in attached_jobs():
+        _finish_cancel(job_dir)
         changed |= poll(job_dir)
+        active[job_dir] = is_active(job_dir)
+        changed |= _was_active.get(job_dir) != active[job_dir]
+    _was_active.clear()
+    _was_active.update(active)
     if changed:
         redraws += 1
         _tag_redraw()
-    return INTERVAL if any(is_active(job_dir) for job_dir in attached_jobs()) else None
+    return INTERVAL if any(active.values()) else None
 
 
 def _tag_redraw() -> None:
@@ -127,11 +175,11 @@ def ensure_timer() -> None:
 
 def start_encode(job_dir: str) -> None:
     """Encode the job's frames to MP4 in a thread; the timer redraws when it is done."""
-    from .dispatcher.video import encode_job
+    from .dispatcher.video import encode_job, record_video
 
     def run():
         try:
-            encode_job(job_dir)
+            record_video(job_dir, encode_job(job_dir))
         except Exception as error:  # shown in the panel; a thread has no one else to tell
             encode_errors[job_dir] = str(error) or type(error).__name__
         finally:

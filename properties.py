@@ -5,6 +5,8 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, 
 from bpy.types import PropertyGroup
 
 MODES = [
+    ("AUTO", "Automatic", "The farm picks the layout from the cards and the scene (a still or a short range "
+     "gets several cards per frame)"),
     ("PER_CARD", "One Worker per GPU", "Each card renders its own frames (fastest for most scenes)"),
     ("COMBINED", "All GPUs in One Worker", "One Blender uses every selected card for each frame"),
     ("GROUPS", "GPUs per Worker", "Split the cards into groups of k; each group renders its own frames"),
@@ -15,7 +17,7 @@ MODES = [
 class GRF_SceneSettings(PropertyGroup):
     """How this scene is rendered on the farm, and which job it is attached to."""
 
-    mode: EnumProperty(name="Mode", items=MODES, default="PER_CARD")
+    mode: EnumProperty(name="Mode", items=MODES, default="AUTO")
     gpus_per_worker: IntProperty(name="GPUs per Worker", min=1, max=64, default=2)
     workers_per_gpu: IntProperty(name="Workers per GPU", min=1, max=16, default=2)
     cpu_lane: BoolProperty(name="CPU Lane", default=False, description="Also render frames on the processor")

@@ -135,7 +135,8 @@ def headline(status, *, active: bool, encoding: bool = False, cancelling: bool =
         rendered = max(done - skipped, 0)
         rate = f" ({rendered / elapsed * 60:.0f} frames/min)" if elapsed and rendered else ""
         kept = f", {skipped} already there" if skipped else ""
-        return "done", f"Done — {done} frames in {format_seconds(elapsed)}{rate}{kept}"
+        frames = "1 frame" if done == 1 else f"{done} frames"
+        return "done", f"Done — {frames} in {format_seconds(elapsed)}{rate}{kept}"
     if state == "cancelled":
         return "cancelled", f"Cancelled — {done}/{total} frames done"
     return "failed", stopped_headline(status, problems(status))
@@ -162,22 +163,12 @@ def lane_view(lane, total: int) -> LaneView:
 
 
 def autotune_line(status) -> str:
-    """The automatic layout's choice and reason, one line; empty when the layout was chosen by hand."""
+    """The automatic layout's choice and why, in one sentence; empty when the layout was chosen by hand."""
     choice = get(status, "autotune")
     if not choice:
         return ""
-    layout = get(choice, "layout", "per-card")
-    if layout == "per-card":
-        workers = get(choice, "workers_per_gpu", 1)
-        what = "1 worker per card" if workers == 1 else f"{workers} workers per card"
-    elif layout == "groups":
-        what = f"{get(choice, 'gpus_per_worker', 1)} cards per frame"
-    elif layout == "combined":
-        what = "all cards on each frame"
-    else:
-        what = layout
-    reason = get(choice, "reason", "")
-    return f"Automatic: {what}" + (f" — {reason}" if reason else "")
+    reason = get(choice, "reason", "").split("; ")[0]
+    return f"Automatic — {reason}" if reason else f"Automatic — {get(choice, 'layout', 'per-card')}"
 
 
 def job_view(status, *, active: bool, encoding: bool = False, cancelling: bool = False) -> JobView:

@@ -70,6 +70,15 @@ def encode_job(job_dir: str, output: str | None = None, fps: float | None = None
     return encode_with_ffmpeg(frames, output, fps)
 
 
+def record_video(job_dir: str, video: str) -> str:
+    """Note the written MP4 in the job's status (``video``), so front ends offer to play it."""
+    status = jobs.read_status(job_dir)
+    if status is not None and os.path.isfile(video):
+        status["video"] = video
+        jobs.write_status(job_dir, status)
+    return video
+
+
 def _has_imageio_ffmpeg() -> bool:
     import importlib.util
 

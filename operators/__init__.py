@@ -8,6 +8,7 @@ from .play_video import GRF_OT_play_video
 from .refresh_devices import GRF_OT_refresh_devices
 from .render_all import GRF_OT_render_all
 from .resume_job import GRF_OT_resume_job
+from .show_message import GRF_OT_show_message
 
 classes = (
     GRF_OT_refresh_devices,
@@ -16,6 +17,7 @@ classes = (
     GRF_OT_resume_job,
     GRF_OT_open_output,
     GRF_OT_play_video,
+    GRF_OT_show_message,
 )
 
 register, unregister = bpy.utils.register_classes_factory(classes)

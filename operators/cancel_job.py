@@ -15,13 +15,13 @@ class GRF_OT_cancel_job(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         job_dir = context.scene.gpu_render_farm.job_dir
-        return bool(job_dir) and monitor.is_active(job_dir)
+        return bool(job_dir) and monitor.dispatcher_alive(job_dir) and not monitor.cancelling(job_dir)
 
     def execute(self, context):
         from ..dispatcher import jobs
 
         job_dir = context.scene.gpu_render_farm.job_dir
-        stopped = jobs.cancel_job(job_dir, wait=3.0)  # short: the UI waits meanwhile
+        stopped = jobs.cancel_job(job_dir, wait=0)  # no waiting here: the timer follows the stop
         monitor.ensure_timer()
-        self.report({"INFO"}, "Render cancelled" if stopped else "Cancel requested: the workers are stopping")
+        self.report({"INFO"}, "Render cancelled" if stopped else "Cancelling: the workers are stopping")
         return {"FINISHED"}

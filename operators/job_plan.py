@@ -12,7 +12,7 @@ from ..dispatcher.frames import FrameSyntaxError, parse_frames
 from ..dispatcher.spec import IMAGE_FORMATS, MOVIE_EXTENSIONS, JobSpec, SpecError
 from ..preferences import device_used, per_gpu_overrides, worker_program
 
-LAYOUTS = {"PER_CARD": "per-card", "COMBINED": "combined", "GROUPS": "groups", "SHARED": "per-card"}
+LAYOUTS = {"AUTO": "auto", "PER_CARD": "per-card", "COMBINED": "combined", "GROUPS": "groups", "SHARED": "per-card"}
 NON_NVIDIA_GPU_TYPES = ("HIP", "ONEAPI", "METAL")
 
 
@@ -128,6 +128,8 @@ def plan_job(context, prefs, report) -> Plan:
             plan.warnings.append(f"No GPU found ({report.reason}): {name} needs a GPU, workers may fail")
 
     spec.layout = LAYOUTS[settings.mode]
+    if spec.layout == "auto" and not cycles:  # pinning cards needs Cycles: one worker on the drawing GPU
+        spec.layout = "combined"
     spec.gpus_per_worker = settings.gpus_per_worker if settings.mode == "GROUPS" else 1
     spec.workers_per_gpu = settings.workers_per_gpu if settings.mode == "SHARED" else 1
     spec.cpu_lane = settings.cpu_lane and bool(gpus)

@@ -5,6 +5,12 @@ import os
 import bpy
 
 from .. import monitor
+from .open_output import open_path
+
+
+def video_path(job_dir: str) -> str:
+    video = (monitor.status(job_dir) or {}).get("video") or ""
+    return video if video and os.path.isfile(video) else ""
 
 
 class GRF_OT_play_video(bpy.types.Operator):
@@ -18,13 +24,13 @@ class GRF_OT_play_video(bpy.types.Operator):
     def poll(cls, context):
         job_dir = context.scene.gpu_render_farm.job_dir
         status = monitor.status(job_dir) or {}
-        return status.get("state") == "done" and not monitor.encoding(job_dir)
+        return status.get("state") == "done" and not monitor.is_active(job_dir)
 
     def execute(self, context):
         job_dir = context.scene.gpu_render_farm.job_dir
-        video = (monitor.status(job_dir) or {}).get("video")
-        if video and os.path.isfile(video):
-            return bpy.ops.wm.path_open(filepath=video)
+        video = video_path(job_dir)
+        if video:
+            return open_path(self, context, video, "video")
         monitor.start_encode(job_dir)
         self.report({"INFO"}, "Encoding the video from the rendered frames")
         return {"FINISHED"}

@@ -30,6 +30,17 @@ class GRF_OT_render_all(bpy.types.Operator):
     bl_label = "Render on All GPUs"
     bl_options = {"REGISTER"}
 
+    still: bpy.props.BoolProperty(
+        name="Image", default=False, options={"SKIP_SAVE"},
+        description="Render only the current frame (Automatic mode puts several cards on it)",
+    )
+
+    @classmethod
+    def description(cls, context, properties):
+        if properties.still:
+            return "Render the current frame on every selected GPU in the background (Blender stays usable)"
+        return cls.__doc__
+
     @classmethod
     def poll(cls, context):
         return context.scene is not None
@@ -48,6 +59,8 @@ class GRF_OT_render_all(bpy.types.Operator):
             sync_devices(prefs, monitor.devices.gpus)
         try:
             plan = plan_job(context, prefs, monitor.devices)
+            if self.still:
+                plan.spec.frames = str(context.scene.frame_current)
         except PlanError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -66,10 +79,10 @@ class GRF_OT_render_all(bpy.types.Operator):
             with png_output(context.scene):  # workers render frames; the MP4 is encoded at the end
                 bpy.ops.wm.save_as_mainfile(filepath=plan.spec.blend, copy=True, relative_remap=True)
             jobs.launch_detached(job_dir)
+            monitor.launched(job_dir)
         except Exception as error:  # SpecError, OSError, a failed save: nothing is running
             settings.job_dir = previous
             self.report({"ERROR"}, f"Could not start the render: {error}")
             return {"CANCELLED"}
-        monitor.ensure_timer()
         self.report({"INFO"}, f"Rendering {plan.spec.frames} in the background: {job_dir}")
         return {"FINISHED"}

@@ -146,7 +146,10 @@ def lane(name, state="rendering", frame=None, sample=None, samples=None, phase=N
 def test_before_refresh_and_without_gpu(extension, scene):
     layout = draw(extension)
     assert "Press Refresh to look for GPUs" in layout.labels()
-    assert layout.operators() == {"grf.refresh_devices": True, "grf.render_all": True}
+    assert layout.operators() == {"grf.refresh_devices": True, "grf.render_all": True, "grf.show_message": True,
+                                  "grf.cancel_job": False, "grf.open_output": False, "grf.play_video": False}
+    assert layout.bars() == {"No render yet": 0.0}  # the block keeps its height before the first render
+    assert "Automatic — the layout is picked at start" in layout.labels()
     assert ("mode", None) in layout.props() and ("output_dir", None) in layout.props()
 
     extension.monitor.set_devices(extension.devices.DeviceReport(reason="NVML unavailable: driver not loaded"))
@@ -154,7 +157,6 @@ def test_before_refresh_and_without_gpu(extension, scene):
     assert "No GPU found by NVML: NVML unavailable: driver not loaded" in layout.labels()
     assert "Frames will render on CPU lanes" in layout.labels()
     assert f"Frames {scene.frame_start} - {scene.frame_end}" in layout.labels()
-    assert not layout.bars()
 
 
 def test_cycles_devices_listed_when_nvml_has_none(extension, scene):
@@ -184,33 +186,34 @@ def test_running_job(extension, scene, tmp_path):
     lanes = [lane("gpu0", frame=12, sample=2, samples=4), lane("gpu1", state="starting", phase="compiling GPU kernels")]
     scene.gpu_render_farm.job_dir = write_job(tmp_path / "job", status(lanes=lanes), alive=True)
     layout = draw(extension)
-    assert layout.bars() == {"3 / 8 frames": 0.375, "frame 12  2/4 samples": 0.5, "compiling GPU kernels": 0.0}
-    assert "Elapsed 0:42   ETA 1:15" in layout.labels()
-    assert "Running: rendering" in layout.labels()
+    assert layout.bars() == {"Rendering — 3/8 frames, 1:15 left": 0.375, "frame 12 · 2/4 samples": 0.5,
+                             "compiling GPU kernels": 0.0}
     ops = layout.operators()
     assert ops["grf.cancel_job"] is True
     assert ops["grf.render_all"] is False  # one render per scene at a time
-    assert "grf.resume_job" not in ops and "grf.play_video" not in ops
+    assert "grf.resume_job" not in ops and ops["grf.play_video"] is False
 
 
 def test_compiling_phase_is_explained(extension, scene, tmp_path):
     job = status(state="starting", phase="compiling GPU kernels", done=0)
     scene.gpu_render_farm.job_dir = write_job(tmp_path / "job", job, alive=True)
-    labels = draw(extension).labels()
-    assert "Compiling GPU kernels: the first render on a card can take minutes" in labels
+    bars = draw(extension).bars()
+    assert "Starting — compiling GPU kernels (the first render on a card can take minutes)" in bars
 
 
 def test_finished_job(extension, scene, tmp_path):
     done = status(state="done", phase="done", done=8, lanes=[lane("gpu0", state="stopped")])
     scene.gpu_render_farm.job_dir = write_job(tmp_path / "job", done, alive=False)
     layout = draw(extension)
-    assert layout.bars()["8 / 8 frames"] == 1.0
+    assert layout.bars()["Done — 8 frames in 0:42 (11 frames/min)"] == 1.0
+    assert layout.bars()["stopped · 1 frame"] == 0.125  # what the lane did, not a full bar
     ops = layout.operators()
     assert ops["grf.render_all"] is True and ops["grf.open_output"] is True
-    assert ("grf.play_video", "Encode Video") in [(e[1], e[2]) for e in layout.log if e[0] == "operator"]
-    assert "grf.cancel_job" not in ops and "grf.resume_job" not in ops
+    assert ("grf.play_video", "Encode Video", True) in [e[1:] for e in layout.log if e[0] == "operator"]
+    assert ops["grf.cancel_job"] is False and "grf.resume_job" not in ops
 
     done["video"] = str(tmp_path / "shot.mp4")
+    (tmp_path / "shot.mp4").write_bytes(b"mp4")
     (tmp_path / "job" / "status.json").write_text(json.dumps(done))
     os.utime(tmp_path / "job" / "status.json", ns=(time.time_ns(), time.time_ns() + 10**9))
     extension.monitor.poll(scene.gpu_render_farm.job_dir)
@@ -223,9 +226,11 @@ def test_failed_lane_and_frames(extension, scene, tmp_path):
                  lanes=[lane("gpu0", state="stopped"), bad])
     scene.gpu_render_farm.job_dir = write_job(tmp_path / "job", job, alive=False)
     layout = draw(extension)
-    assert "1 failed frame(s): 7" in layout.alerts()
-    assert "gpu1: CUDA error: out of memory" in layout.alerts()
-    assert layout.bars()["blocklisted after 3 failures"] == 0.0
+    assert "Stopped — frame 7 failed on every card" in layout.bars()
+    assert "Frame 7: CUDA error: out of memory" in layout.alerts()
+    assert [label for label in layout.labels() if "out of memory" in label] == ["Frame 7: CUDA error: out of memory"]
+    assert any("Simplify" in label for label in layout.labels())  # the hint for a known error
+    assert layout.bars()["stopped after 3 failures · 1 frame"] == 0.125
     assert layout.operators()["grf.resume_job"] is True
 
 
@@ -235,7 +240,7 @@ def test_stalled_job_offers_resume(extension, scene, tmp_path):
     os.utime(Path(job_dir) / "spec.json", (old, old))  # launched long ago, dispatcher gone
     scene.gpu_render_farm.job_dir = job_dir
     layout = draw(extension)
-    assert "The render stopped unexpectedly: press Resume to finish it" in layout.labels()
+    assert "Interrupted — 3/8 frames done; press Resume to finish" in layout.bars()
     assert "grf.resume_job" in layout.operators() and "grf.cancel_job" not in layout.operators()
 
 

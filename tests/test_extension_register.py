@@ -11,7 +11,7 @@ from farmtest import load_extension
 bpy = pytest.importorskip("bpy")
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "gpu_render_farm"
-OPERATORS = ("render_all", "refresh_devices", "cancel_job", "resume_job", "open_output", "play_video")
+OPERATORS = ("render_all", "refresh_devices", "cancel_job", "resume_job", "open_output", "play_video", "show_message")
 
 
 
@@ -52,7 +52,7 @@ def test_register_unregister_twice(monkeypatch):
         extension.register()
         state = registered()
         assert state == {"scene property": True, "panel": True, "operators": list(OPERATORS), "load handler": True}
-        assert bpy.context.scene.gpu_render_farm.mode == "PER_CARD"
+        assert bpy.context.scene.gpu_render_farm.mode == "AUTO"  # Automatic is the default
         assert bpy.ops.grf.render_all.poll()
         extension.unregister()
         assert registered() == {"scene property": False, "panel": False, "operators": [], "load handler": False}

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from farmtest import load_extension
+from farmtest import load_extension, wait_for
 
 bpy = pytest.importorskip("bpy")
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,7 @@ def farm(tmp_path):
         devices=importlib.import_module(f"{NAME}.dispatcher.devices"),
         preferences=importlib.import_module(f"{NAME}.preferences"),
         panel=importlib.import_module(f"{NAME}.ui.panel").GRF_PT_render_farm,
+        job_view=importlib.import_module(f"{NAME}.ui.job_view"),
     )
     prefs = modules.preferences.get_preferences(bpy.context)
     prefs.jobs_dir = str(tmp_path / "jobs")
@@ -53,6 +54,13 @@ def farm(tmp_path):
         if modules.jobs.is_running(job_dir):
             modules.jobs.cancel_job(job_dir)
     addon_utils.disable(NAME, default_set=True, handle_error=None)
+
+
+def draw_panel(farm) -> None:
+    """Draw the Output panel into a real (off-screen) layout; what it showed lands in job_view.last_drawn."""
+    from test_extension_panel import Layout
+
+    farm.panel.draw(SimpleNamespace(layout=Layout()), bpy.context)
 
 
 def save(farm) -> str:
@@ -105,6 +113,10 @@ def test_eevee_cannot_pin_cards(farm):
     gpus = [farm.devices.Gpu(i, "NVIDIA H200", f"GPU-{i}", f"00000000:1{i}:00.0", 143771, 143000) for i in (0, 1)]
     farm.monitor.set_devices(farm.devices.DeviceReport(gpus=gpus))
     farm.scene.render.engine = "BLENDER_EEVEE"
+    plan_job = importlib.import_module(f"{NAME}.operators.job_plan").plan_job
+    plan = plan_job(bpy.context, farm.preferences.get_preferences(bpy.context), farm.monitor.devices)
+    assert plan.spec.layout == "combined"  # Automatic: one worker on the cards, no per-card pinning
+    farm.scene.gpu_render_farm.mode = "PER_CARD"
     refused(farm, "Per-card GPU pinning only works with Cycles")
     farm.scene.gpu_render_farm.cpu_lane = True
     refused(farm, "The CPU lane needs Cycles")
@@ -165,6 +177,19 @@ def test_render_all_runs_detached_and_finishes(farm):
     assert frames == ["shot_0001.png", "shot_0002.png", "shot_0003.png", "shot_0004.png"]
     assert status["video"] and os.path.getsize(status["video"]) > 0
 
+    # Encode Video from the panel (the MP4 gone, as for a job rendered without one) becomes Play Video
+    os.remove(status["video"])
+    farm.jobs.write_status(job_dir, {**status, "video": None})
+    farm.monitor.poll(job_dir)
+    assert bpy.ops.grf.play_video() == {"FINISHED"}
+    assert farm.monitor.encoding(job_dir) and farm.monitor.tick() == farm.monitor.INTERVAL
+    wait_for(lambda: not farm.monitor.encoding(job_dir), TIMEOUT, what="the encode")
+    farm.monitor.tick()
+    assert not farm.monitor.encode_errors.get(job_dir)
+    assert os.path.isfile(farm.jobs.read_status(job_dir)["video"])
+    draw_panel(farm)
+    assert farm.job_view.last_drawn["buttons"]["Play Video"] is True
+
     # reopening the .blend re-attaches to the job and shows it finished
     bpy.ops.wm.open_mainfile(filepath=blend)
     assert bpy.context.scene.gpu_render_farm.job_dir == job_dir
@@ -198,6 +223,7 @@ def test_per_card_device_type_and_workers_reach_the_job(farm):
     prefs = farm.preferences.get_preferences(bpy.context)
     farm.preferences.sync_devices(prefs, gpus)
     prefs.devices[1].device_type, prefs.devices[1].workers = "CUDA", 2
+    farm.scene.gpu_render_farm.mode = "PER_CARD"
     plan = plan_job(bpy.context, prefs, report)
     assert plan.spec.per_gpu == {"GPU-1": {"device_type": "CUDA", "workers": 2}}
     lanes = importlib.import_module(f"{NAME}.dispatcher.lanes").plan_lanes(plan.spec, report, "OPTIX")
@@ -206,7 +232,7 @@ def test_per_card_device_type_and_workers_reach_the_job(farm):
 
 
 def test_cancel_then_resume_from_the_panel_buttons(farm):
-    from farmtest import wait_for, worker_processes
+    from farmtest import worker_processes
 
     farm.scene.cycles.samples = 128
     farm.scene.render.resolution_x = farm.scene.render.resolution_y = 96
@@ -218,8 +244,13 @@ def test_cancel_then_resume_from_the_panel_buttons(farm):
     out = farm.tmp / "out"
     wait_for(lambda: list(out.glob("shot_*.png")), TIMEOUT, what="a first frame")
     assert worker_processes(snapshot)
+    started = time.monotonic()
     assert bpy.ops.grf.cancel_job() == {"FINISHED"}
-    wait_for(lambda: not worker_processes(snapshot) and not farm.jobs.is_running(job_dir), 30, what="workers gone")
+    assert time.monotonic() - started < 0.5  # the interface does not wait for the workers
+    draw_panel(farm)
+    assert farm.job_view.last_drawn["kind"] == "cancelling" and farm.job_view.last_drawn["busy"]
+    wait_for(lambda: farm.monitor.tick() is None, 30, what="the timer to see the job stopped")
+    assert not worker_processes(snapshot) and not farm.jobs.is_running(job_dir)
     assert farm.jobs.read_status(job_dir)["state"] == "cancelled"
     assert not list(out.glob(".*")), "no partial frame is left"
     kept = {path.name: path.stat().st_mtime_ns for path in out.glob("shot_*.png")}
@@ -227,6 +258,12 @@ def test_cancel_then_resume_from_the_panel_buttons(farm):
 
     farm.monitor.tick()  # what the panel's timer does every second
     assert bpy.ops.grf.resume_job() == {"FINISHED"}
+    # the status on disk still says cancelled, but the panel follows the new dispatcher from the start
+    assert farm.monitor.tick() == farm.monitor.INTERVAL and farm.monitor.is_active(job_dir)
+    draw_panel(farm)
+    assert farm.job_view.last_drawn["busy"] and farm.job_view.last_drawn["buttons"]["Cancel"] is True
+    with pytest.raises(RuntimeError, match="still running"):  # no second render into the same folder
+        bpy.ops.grf.render_all()
     status = wait_for(lambda: (s := farm.jobs.read_status(job_dir)) and s["state"] == "done" and s, TIMEOUT,
                       what="the resumed job to finish")  # fmt: skip
     assert status["frames"]["done"] == 10 and status["frames"]["skipped"] == len(kept)

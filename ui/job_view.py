@@ -1,105 +1,175 @@
-"""Draw a job's progress: totals, ETA, one bar per lane, failures and the job buttons."""
+"""Draw a job: a compact block of fixed height (buttons, one headline bar, two message lines, actions),
+and the details below it (one bar per lane, each distinct error once with its hint).
+
+The sentences come from ``dispatcher.job_text`` (no bpy). ``last_drawn`` keeps what the block showed last,
+so a script driving a real Blender window can check the panel's own words.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 
 from .. import monitor
+from ..dispatcher.job_text import JobView, job_view, wrap
 
-STATE_ICONS = {"starting": "TIME", "running": "RENDER_ANIMATION", "done": "CHECKMARK", "failed": "ERROR",
-               "cancelled": "CANCEL"}
-
-
-def format_seconds(seconds) -> str:
-    """``75`` -> ``1:15``, ``3725`` -> ``1:02:05``; ``--`` when unknown."""
-    if seconds is None:
-        return "--"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+MESSAGE_LINES = 2
+CHAR_PX = 6.0  # average width of a character of the UI font at scale 1.0, in pixels
+last_drawn: dict = {}
 
 
-def lane_text(lane: dict) -> tuple[float, str]:
-    """(bar fraction, text) for one lane."""
-    state = lane.get("state") or "?"
-    if lane.get("blocklisted"):
-        return 0.0, f"blocklisted after {lane.get('failures', 0)} failures"
-    if lane.get("phase") and "compil" in lane["phase"]:
-        return 0.0, "compiling GPU kernels"
-    frame, sample, samples = lane.get("frame"), lane.get("sample"), lane.get("samples")
-    if state == "rendering" and frame is not None:
-        if sample is not None and samples:
-            return min(sample / samples, 1.0), f"frame {frame}  {sample}/{samples} samples"
-        return 0.0, f"frame {frame}"
-    return (1.0 if state == "stopped" else 0.0), f"{state}, {lane.get('frames_done', 0)} frames"
+def text_width(context, margin: int = 4) -> int:
+    """How many characters fit on one line of the region being drawn."""
+    region = getattr(context, "region", None)
+    scale = context.preferences.system.ui_scale if getattr(context, "preferences", None) else 1.0
+    if region is None or region.width <= 1:
+        return 60
+    return max(int(region.width / (CHAR_PX * scale)) - margin, 20)
 
 
-def draw_lanes(layout, lanes: list[dict]) -> None:
-    for lane in lanes:
-        row = layout.row()
-        failed = lane.get("blocklisted") or lane.get("state") == "failed"
-        row.alert = bool(failed)
-        split = row.split(factor=0.25)
-        split.label(text=lane.get("name", "?"), icon="ERROR" if failed else "BLANK1")
-        factor, text = lane_text(lane)
-        split.progress(factor=factor, type="BAR", text=text)
-        if lane.get("last_error") and failed:
-            error = layout.row()
-            error.alert = True
-            error.label(text=f"{lane.get('name')}: {lane['last_error']}", icon="BLANK1")
+def current_view(job_dir: str) -> JobView | None:
+    if not job_dir:
+        return None
+    return job_view(
+        monitor.status(job_dir),
+        active=monitor.dispatcher_alive(job_dir),
+        encoding=monitor.encoding(job_dir),
+        cancelling=monitor.cancelling(job_dir),
+    )
 
 
-def draw_failed(layout, failed: dict) -> None:
-    col = layout.column()
-    col.alert = True
-    names = ", ".join(sorted(failed, key=lambda key: int(key) if key.lstrip("-").isdigit() else 0))
-    col.label(text=f"{len(failed)} failed frame(s): {names}", icon="ERROR")
-    first = next(iter(failed.values()))
-    if first:
-        col.label(text=str(first)[:200])
+def idle_lines(scene) -> list[str]:
+    import bpy
+
+    from ..operators.job_plan import output_target
+
+    settings = scene.gpu_render_farm
+    if settings.mode == "AUTO":
+        mode = "Automatic — the layout is picked at start"
+    else:
+        mode = f"Mode: {settings.bl_rna.properties['mode'].enum_items[settings.mode].name}"
+    folder, pattern = output_target(scene)
+    try:
+        folder = bpy.path.relpath(folder) if bpy.data.filepath else folder
+    except ValueError:  # another drive (Windows)
+        pass
+    return [mode, f"Frames to {os.path.join(folder, pattern)}"]
 
 
-def draw_job(layout, job_dir: str, status: dict | None) -> None:
-    """The job box; `status` is what `jobs.read_status` returned (None before the first write)."""
-    box = layout.box()
-    if status is None:
-        if os.path.isfile(os.path.join(job_dir, "spec.json")):
-            box.label(text="Starting the render...", icon="TIME")
-            box.operator("grf.cancel_job", text="Cancel", icon="CANCEL")
-        else:
-            box.label(text=f"Job folder missing: {job_dir}", icon="ERROR")
-        return
-    state = status.get("state", "?")
-    phase = status.get("phase") or ""
-    box.label(text=f"{state.capitalize()}: {phase}" if phase else state.capitalize(),
-              icon=STATE_ICONS.get(state, "QUESTION"))
-    if "compil" in phase:
-        box.label(text="Compiling GPU kernels: the first render on a card can take minutes", icon="TIME")
-    frames = status.get("frames") or {}
-    total, done = frames.get("total") or 0, frames.get("done") or 0
-    box.progress(factor=done / total if total else 0.0, type="BAR", text=f"{done} / {total} frames")
-    elapsed, eta = format_seconds(status.get("elapsed")), format_seconds(status.get("eta_seconds"))
-    box.label(text=f"Elapsed {elapsed}   ETA {eta}")
-    draw_lanes(box, status.get("lanes") or [])
-    if status.get("failed_frames"):
-        draw_failed(box, status["failed_frames"])
-    if monitor.stalled(job_dir):
-        box.label(text="The render stopped unexpectedly: press Resume to finish it", icon="ERROR")
-    if status.get("message"):
-        box.label(text=status["message"], icon="INFO")
+def message_lines(scene, job_dir: str, view: JobView | None) -> list[str]:
+    """What the two lines under the headline say (before wrapping)."""
+    from ..operators.resume_job import file_changed_since, snapshot_text
+
+    if view is None:
+        return idle_lines(scene)
+    lines = [view.detail] if view.detail else []
+    if view.kind == "failed" and ": " in view.headline:
+        lines = [view.headline.partition(": ")[2]]
+    elif view.kind in ("cancelled", "stalled", "failed"):
+        lines.insert(0, f"Resume renders the missing frames from {snapshot_text(job_dir)}")
+    if view.kind in ("cancelled", "stalled", "failed", "done") and file_changed_since(job_dir):
+        lines.insert(0 if view.kind == "done" else 1, "Your file changed since that snapshot: Render again to use it")
     if monitor.encode_errors.get(job_dir):
-        box.label(text=f"Video encoding failed: {monitor.encode_errors[job_dir]}", icon="ERROR")
+        lines.insert(0, f"Video encoding failed: {monitor.encode_errors[job_dir]}")
+    if view.kind == "done" and not lines:
+        lines.append(f"Frames in {(monitor.status(job_dir) or {}).get('output_dir', '')}")
+    return lines
 
-    row = box.row(align=True)
-    if monitor.is_active(job_dir):
-        row.operator("grf.cancel_job", text="Cancel", icon="CANCEL")
-    elif state != "done" or frames.get("failed") or frames.get("remaining"):
-        row.operator("grf.resume_job", text="Resume", icon="PLAY")
-    row.operator("grf.open_output", text="Open Output", icon="FILE_FOLDER")
-    if state == "done":
-        if monitor.encoding(job_dir):
-            row.label(text="Encoding video...", icon="TIME")
-        elif status.get("video"):
-            row.operator("grf.play_video", text="Play Video", icon="PLAY")
-        else:
-            row.operator("grf.play_video", text="Encode Video", icon="FILE_MOVIE")
+
+def bar_text(view: JobView | None) -> str:
+    if view is None:
+        return "No render yet"
+    return view.headline.partition(": ")[0] if view.kind == "failed" else view.headline
+
+
+def draw_message(layout, lines: list[str], width: int) -> list[str]:
+    """Exactly MESSAGE_LINES rows; a cut message gets an info button that shows it whole."""
+    wrapped = [part for line in lines for part in wrap(line, width)]
+    shown = wrapped[:MESSAGE_LINES]
+    cut = len(wrapped) > MESSAGE_LINES
+    if cut:
+        shown[-1] = shown[-1][: max(width - 2, 1)].rstrip() + " …"
+    shown += [""] * (MESSAGE_LINES - len(shown))
+    for index, line in enumerate(shown):
+        row = layout.row()
+        row.label(text=line)
+        if index == 0 and (cut or lines):
+            op = row.operator("grf.show_message", text="", icon="INFO", emboss=False)
+            op.text = "\n".join(lines)
+    return shown
+
+
+def draw_actions(layout, job_dir: str, view: JobView | None) -> dict:
+    """Cancel or Resume, Open Output, Play/Encode Video: always the same row, enabled when they apply."""
+    alive = bool(job_dir) and monitor.dispatcher_alive(job_dir)
+    kind = view.kind if view else "idle"
+    status = monitor.status(job_dir) if job_dir else None
+    split = layout.split(factor=0.4, align=True)
+    buttons = {}
+
+    def button(parent, idname, text, icon, enabled, label=None):
+        sub = parent.row(align=True)
+        sub.enabled = enabled
+        sub.operator(idname, text=text if label is None else label, icon=icon)
+        buttons[text] = enabled
+
+    if alive or kind in ("idle", "done", "encoding"):
+        button(split, "grf.cancel_job", "Cancel", "CANCEL", alive and kind != "cancelling")
+    else:
+        button(split, "grf.resume_job", "Resume", "PLAY", True)
+    right = split.row(align=True)
+    button(right, "grf.open_output", "Open Output", "FILE_FOLDER", bool(status and status.get("output_dir")), "")
+    if kind == "encoding":
+        button(right, "grf.play_video", "Encoding…", "TIME", False)
+    elif status and status.get("video") and os.path.isfile(status["video"]):
+        button(right, "grf.play_video", "Play Video", "PLAY", not alive)
+    else:
+        button(right, "grf.play_video", "Encode Video", "FILE_MOVIE", kind == "done" and not alive)
+    return buttons
+
+
+def draw_block(layout, context, where: str) -> None:
+    """The fixed-height block: Render buttons, the headline bar, two message lines, the job's actions."""
+    scene = context.scene
+    job_dir = scene.gpu_render_farm.job_dir
+    view = current_view(job_dir)
+    busy = bool(job_dir) and monitor.is_active(job_dir)
+    col = layout.column()
+    row = col.split(factor=0.86, align=True)
+    row.scale_y = 1.4
+    row.enabled = not busy
+    row.operator("grf.render_all", text="Render Animation on All GPUs", icon="RENDER_ANIMATION")
+    row.operator("grf.render_all", text="", icon="RENDER_STILL").still = True  # tooltip: Render Image on All GPUs
+    headline = bar_text(view)
+    col.progress(factor=view.factor if view else 0.0, type="BAR", text=headline)
+    lines = draw_message(col, message_lines(scene, job_dir, view), text_width(context))
+    buttons = draw_actions(col, job_dir, view)
+    last_drawn.update(where=where, time=time.time(), job_dir=job_dir, kind=view.kind if view else "idle",
+                      headline=view.headline if view else headline, bar=headline,
+                      factor=view.factor if view else 0.0, lines=lines, buttons=buttons, busy=busy)
+
+
+def draw_details(layout, context, job_dir: str) -> None:
+    """One bar per lane, then each distinct error once, wrapped whole, with its hint."""
+    view = current_view(job_dir)
+    if view is None:
+        return
+    width = text_width(context)
+    col = layout.column(align=True)
+    for lane in view.lanes:
+        row = col.row()
+        row.alert = lane.alert
+        split = row.split(factor=0.22)
+        split.label(text=lane.name, icon="ERROR" if lane.alert else "BLANK1")
+        split.progress(factor=lane.factor, type="BAR", text=lane.text)
+    for problem in view.problems:
+        box = layout.box()
+        col = box.column(align=True)
+        col.alert = True
+        frames = f"Frame {', '.join(problem.frames)}: " if problem.frames else ""
+        for index, line in enumerate(wrap(frames + problem.text, width - 4)):
+            col.label(text=line, icon="ERROR" if index == 0 else "BLANK1")
+        if problem.hint:
+            hint = box.column(align=True)
+            for index, line in enumerate(wrap(problem.hint[0].upper() + problem.hint[1:], width - 4)):
+                hint.label(text=line, icon="LIGHT" if index == 0 else "BLANK1")

@@ -1,11 +1,14 @@
-"""The GPU Render Farm panel in Properties > Output."""
+"""The GPU Render Farm panel in Properties › Output: the job block, its lanes and errors, GPUs, settings.
+
+The same fixed-height job block is drawn at the top of Properties › Render (see ``render_menu``).
+"""
 
 import bpy
 
 from .. import monitor
 from ..operators.job_plan import is_movie, output_target
 from ..preferences import get_preferences
-from .job_view import draw_job
+from .job_view import draw_block, draw_details
 
 
 def draw_devices(layout, prefs) -> None:
@@ -44,7 +47,9 @@ def draw_settings(layout, scene) -> None:
     settings = scene.gpu_render_farm
     col = layout.column()
     col.prop(settings, "mode")
-    if settings.mode == "GROUPS":
+    if settings.mode == "AUTO":
+        col.label(text="A still or a short range gets several cards per frame", icon="BLANK1")
+    elif settings.mode == "GROUPS":
         col.prop(settings, "gpus_per_worker")
     elif settings.mode == "SHARED":
         col.prop(settings, "workers_per_gpu")
@@ -75,11 +80,8 @@ class GRF_PT_render_farm(bpy.types.Panel):
         layout = self.layout
         scene = context.scene
         job_dir = scene.gpu_render_farm.job_dir
+        draw_block(layout, context, "output")
+        if job_dir:
+            draw_details(layout, context, job_dir)
         draw_devices(layout, get_preferences(context))
         draw_settings(layout, scene)
-        row = layout.row()
-        row.scale_y = 1.6
-        row.enabled = not (job_dir and monitor.is_active(job_dir))
-        row.operator("grf.render_all", text="Render on All GPUs", icon="RENDER_ANIMATION")
-        if job_dir:
-            draw_job(layout, job_dir, monitor.status(job_dir))

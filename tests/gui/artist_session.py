@@ -1,0 +1,241 @@
+"""A scripted artist session in a real Blender window (tests/gui/run.sh starts it under Xvfb).
+
+Blender opens the saved scene; a timer drives the session step by step: one real mouse click (xdotool) on
+the panel's Render button, found by hovering until Blender says the button under the pointer is ours, then
+the panel's and the Render menu's operators. Each step waits for what the panel itself drew
+(``ui.job_view.last_drawn``, written by its draw code), asserts on it and takes a screenshot.
+Results go to $GRF_GUI_OUT/session.json; the exit status is 0 only when every check passed.
+"""
+
+import importlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import traceback
+
+import bpy
+
+OUT = os.environ["GRF_GUI_OUT"]
+EXT = os.environ.get("GRF_GUI_MODULE", "bl_ext.user_default.gpu_render_farm")
+FRAMES = 24
+steps: list[dict] = []
+
+
+def view():
+    return importlib.import_module(EXT + ".ui.job_view")
+
+
+def drawn() -> dict:
+    """What the panel drew last (empty before its first draw)."""
+    return dict(view().last_drawn)
+
+
+def check(condition, what: str) -> None:
+    if not condition:
+        raise AssertionError(f"{what}; the panel shows {drawn()}")
+
+
+def xdotool(*args) -> str:
+    return subprocess.run(["xdotool", *map(str, args)], capture_output=True, text=True, check=True).stdout
+
+
+def properties():
+    """(window, area, region) of the Properties editor."""
+    window = bpy.context.window_manager.windows[0]
+    area = next(area for area in window.screen.areas if area.type == "PROPERTIES")
+    return window, area, next(region for region in area.regions if region.type == "WINDOW")
+
+
+def region_rect() -> tuple[int, int, int, int]:
+    """The Properties editor's main region in X screen pixels: x, y (top), width, height."""
+    window, _area, region = properties()
+    top = window.y + window.height - (region.y + region.height)
+    return window.x + region.x, top, region.width, region.height
+
+
+def op(name: str, **props) -> set:
+    window, area, region = properties()
+    with bpy.context.temp_override(window=window, area=area, region=region):
+        return getattr(bpy.ops.grf, name)(**props)
+
+
+def shot(name: str, kind: str) -> None:
+    """A screenshot of the screen and one of the Properties editor; neither may be blank."""
+    full = os.path.join(OUT, f"{name}.png")
+    subprocess.run(["import", "-window", "root", full], check=True)
+    x, y, width, height = region_rect()
+    crop = os.path.join(OUT, f"panel-{name}.png")
+    subprocess.run(["convert", full, "-crop", f"{width}x{min(height, 420)}+{x}+{y}", "+repage", crop], check=True)
+    for path in (full, crop):
+        spread = float(subprocess.run(["convert", path, "-format", "%[fx:standard_deviation]", "info:"],
+                                      capture_output=True, text=True, check=True).stdout)
+        check(spread > 0.02, f"{path} is blank (standard deviation {spread:.3f})")
+    steps.append({"step": name, "kind": kind, "screenshot": full, "panel": drawn(), "at": time.time()})
+    print(f"GUI step {name}: {drawn().get('bar')!r} | {drawn().get('lines')}", flush=True)
+
+
+def until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; the panel shows {drawn()}")
+        yield 0.25
+
+
+def find_button(command: str):
+    """Hover down the Properties editor until Blender reports the button under the pointer runs `command`."""
+    x0, top, width, _height = region_rect()
+    window, area, region = properties()
+    for dy in range(8, 360, 5):
+        x, y = x0 + width // 3, top + dy
+        xdotool("mousemove", x, y)
+        yield 0.12
+        bpy.context.window_manager.clipboard = ""
+        with bpy.context.temp_override(window=window, area=area, region=region):
+            if bpy.ops.ui.copy_python_command_button.poll():
+                bpy.ops.ui.copy_python_command_button()
+        if bpy.context.window_manager.clipboard == command:
+            return x, y
+    raise AssertionError(f"no button running {command} under the pointer in the Properties editor")
+
+
+def job_dir() -> str:
+    return bpy.context.scene.gpu_render_farm.job_dir
+
+
+def kind_is(*kinds, busy=None):
+    return lambda: drawn().get("kind") in kinds and (busy is None or drawn().get("busy") == busy)
+
+
+def start_with_a_real_click():
+    window, area, _region = properties()
+    area.spaces.active.context = "RENDER"  # the artist opens the Render tab
+    area.tag_redraw()
+    yield from until(lambda: drawn().get("where") == "render", 30, "the panel in the Render tab")
+    check(drawn()["kind"] == "idle" and drawn()["bar"] == "No render yet", "an idle panel before the render")
+    shot("01-ready", "idle")
+    x, y = yield from find_button("bpy.ops.grf.render_all()")
+    xdotool("mousemove", x, y, "click", "1")
+    yield from until(lambda: job_dir(), 20, "the click on Render Animation on All GPUs to start a job")
+    yield from until(kind_is("starting", "running", busy=True), 20, "the panel to show the new job")
+    if drawn()["kind"] == "starting":
+        check(drawn()["bar"].startswith("Starting — "), "the starting headline")
+        shot("02-starting", "starting")
+
+
+def message() -> str:
+    """The two message lines under the headline, joined back into one text."""
+    return " ".join(line for line in drawn().get("lines", []) if line).replace(" …", "")
+
+
+def frames_done() -> int:
+    match = re.search(r"(\d+)/%d frames" % FRAMES, drawn().get("bar", ""))
+    return int(match.group(1)) if match else -1
+
+
+def render_cancel_resume():
+    yield from until(lambda: drawn()["kind"] == "running" and frames_done() >= 2, 240, "rendering with progress")
+    check(re.fullmatch(r"Rendering — \d+/24 frames(, \d+:\d\d left)?", drawn()["bar"]), "the rendering headline")
+    check(drawn()["buttons"]["Cancel"] and drawn()["busy"], "Cancel enabled, Render disabled while rendering")
+    check(0 < drawn()["factor"] < 1, "a partly filled progress bar")
+    shot("03-rendering", "running")
+    started = time.monotonic()
+    check(op("cancel_job") == {"FINISHED"}, "Cancel pressed")
+    check(time.monotonic() - started < 0.5, f"Cancel returned in {time.monotonic() - started:.2f} s")
+    yield from until(kind_is("cancelled", busy=False), 60, "the job cancelled and its dispatcher gone")
+    check(re.fullmatch(r"Cancelled — \d+/24 frames done", drawn()["bar"]), "the cancelled headline")
+    check(drawn()["buttons"]["Resume"], "Resume offered")
+    check(re.match(r"Resume renders the missing frames from the snapshot of \d\d:\d\d", message()),
+          "Resume says which snapshot it renders")
+    shot("04-cancelled", "cancelled")
+    check(op("resume_job") == {"FINISHED"}, "Resume pressed")
+    yield from until(lambda: drawn().get("busy"), 5, "the panel to follow the resumed job at once")
+    yield from until(kind_is("running"), 120, "the resumed job rendering")
+    shot("05-resumed", "running")
+    yield from until(kind_is("done", busy=False), 400, "the resumed job done and its dispatcher gone")
+    check(re.fullmatch(r"Done — 24 frames in \d+:\d\d \(\d+ frames/min\), \d+ already there", drawn()["bar"]),
+          "the done headline")
+    shot("06-done", "done")
+
+
+def encode_and_menu():
+    check(drawn()["buttons"].get("Encode Video"), "Encode Video offered for a PNG render")
+    check(op("play_video") == {"FINISHED"}, "Encode Video pressed")
+    yield from until(lambda: drawn()["buttons"].get("Play Video"), 180, "Play Video once the MP4 is written")
+    check(not drawn()["buttons"].get("Cancel"), "no Cancel next to a finished video")
+    shot("07-video", "done")
+    window, _area, _region = properties()
+    xdotool("mousemove", 140, 14)
+    with bpy.context.temp_override(window=window):
+        bpy.ops.wm.call_menu(name="TOPBAR_MT_render")
+    yield 1.0
+    shot("08-render-menu", "done")
+    xdotool("key", "Escape")
+    yield 0.5
+    check(op("render_all", still=True) == {"FINISHED"}, "Render Image on All GPUs pressed")
+    yield from until(lambda: drawn().get("busy"), 10, "the still render to start")
+    yield from until(kind_is("done", busy=False), 300, "the still frame done")
+    check(re.fullmatch(r"Done — 1 frame in \d+:\d\d.*", drawn()["bar"]), "one frame rendered")
+    check(message().startswith("Automatic — "), "the automatic choice shown")
+    shot("09-still", "done")
+
+
+def reopen_mid_render():
+    scene = bpy.context.scene
+    scene.render.filepath = "//render_again/shot_"  # a fresh folder: nothing to skip
+    check(op("render_all") == {"FINISHED"}, "Render Animation pressed again")
+    job = job_dir()
+    yield from until(lambda: drawn()["kind"] == "running" and frames_done() >= 1, 240, "the second render")
+    bpy.ops.wm.open_mainfile(filepath=bpy.data.filepath)  # the artist reopens the file
+    yield 1.0
+    check(job_dir() == job, "the reopened file is attached to its job")
+    window, area, _region = properties()
+    area.tag_redraw()
+    yield from until(lambda: drawn().get("job_dir") == job and drawn()["kind"] == "running", 30,
+                     "the reopened file's panel following the running job")
+    shot("10-reopened", "running")
+    yield from until(kind_is("done", busy=False), 400, "the re-attached job done")
+    shot("11-reopened-done", "done")
+
+
+def session():
+    yield 2.0
+    yield from start_with_a_real_click()
+    yield from render_cancel_resume()
+    yield from encode_and_menu()
+    yield from reopen_mid_render()
+
+
+def finish(code: int, error: str = "") -> None:
+    if code:
+        jobs = importlib.import_module(EXT + ".dispatcher.jobs")
+        if job_dir() and jobs.is_running(job_dir()):
+            jobs.cancel_job(job_dir())
+    with open(os.path.join(OUT, "session.json"), "w", encoding="utf-8") as handle:
+        json.dump({"ok": code == 0, "error": error, "steps": steps}, handle, indent=1, ensure_ascii=False)
+    print("GUI session", "passed" if code == 0 else f"FAILED: {error}", flush=True)
+    os._exit(code)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    shutil.rmtree(os.path.join(os.path.dirname(bpy.data.filepath), "render"), ignore_errors=True)
+    steps_left = session()
+
+    def tick():
+        try:
+            return next(steps_left)
+        except StopIteration:
+            finish(0)
+        except Exception as error:  # an assertion or a broken step: record it, end the session
+            traceback.print_exc()
+            finish(1, f"{type(error).__name__}: {error}")
+        return None
+
+    bpy.app.timers.register(tick, first_interval=1.0, persistent=True)
+
+
+main()
