@@ -71,7 +71,8 @@ def test_stopped_lane_bar_shows_its_share_not_full():
 def test_autotune_line_and_wrap():
     choice = {"layout": "groups", "gpus_per_worker": 4,
               "reason": "groups: only 1 frame for 4 GPUs, so each frame gets 4 GPUs; measured 1.00 s/frame"}
-    assert autotune_line({"autotune": choice}) == "Automatic — groups: only 1 frame for 4 GPUs, so each frame gets 4 GPUs"
+    expected = "Automatic — groups: only 1 frame for 4 GPUs, so each frame gets 4 GPUs"
+    assert autotune_line({"autotune": choice}) == expected
     assert autotune_line({"autotune": None}) == ""
     lines = wrap("the output folder /very/long/path/that/does/not/fit cannot be written", 20)
     assert all(len(line) <= 20 for line in lines) and " ".join(lines).startswith("the output folder")

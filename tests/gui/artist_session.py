@@ -132,7 +132,7 @@ def message() -> str:
 
 
 def frames_done() -> int:
-    match = re.search(r"(\d+)/%d frames" % FRAMES, drawn().get("bar", ""))
+    match = re.search(rf"(\d+)/{FRAMES} frames", drawn().get("bar", ""))
     return int(match.group(1)) if match else -1
 
 
