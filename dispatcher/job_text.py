@@ -50,14 +50,22 @@ class LaneView:
 
 @dataclass
 class JobView:
-    """Everything the job box shows; ``kind`` is starting/running/encoding/done/failed/cancelled/..."""
+    """Everything the job box shows; ``kind`` is starting/running/encoding/done/failed/cancelled/...
+
+    ``bar`` is short enough for the progress bar; ``note`` is the rest of the sentence (why, what to do).
+    """
 
     kind: str
-    headline: str
+    bar: str
+    note: str = ""
     factor: float = 0.0
     detail: str = ""
     problems: list[Problem] = field(default_factory=list)
     lanes: list[LaneView] = field(default_factory=list)
+
+    @property
+    def headline(self) -> str:
+        return f"{self.bar}: {self.note}" if self.note else self.bar
 
     @property
     def icon(self) -> str:
@@ -94,52 +102,52 @@ def _why(problem: Problem) -> str:
     return problem.hint or problem.text
 
 
-def stopped_headline(status, found: list[Problem]) -> str:
+def stopped_headline(status, found: list[Problem]) -> tuple[str, str]:
     lanes = len(get(status, "lanes", []))
     where = " on every card" if lanes > 1 else ""
     with_frames = [problem for problem in found if problem.frames]
     if with_frames:
         frames = [frame for problem in with_frames for frame in problem.frames]
         what = f"frame {frames[0]} failed" if len(frames) == 1 else f"{len(frames)} frames failed"
-        return f"Stopped — {what}{where}: {_why(with_frames[0])}"
+        return f"Stopped — {what}{where}", _why(with_frames[0])
     if found:
-        return f"Stopped — {_why(found[0])}"
+        return "Stopped", _why(found[0])
     done, total, _ = _frames(status)
-    return f"Stopped — {done}/{total} frames done"
+    return f"Stopped — {done}/{total} frames done", ""
 
 
-def headline(status, *, active: bool, encoding: bool = False, cancelling: bool = False) -> tuple[str, str]:
-    """(kind, sentence) for the job's state; ``active``: the dispatcher runs (or was just launched)."""
+def headline(status, *, active: bool, encoding: bool = False, cancelling: bool = False) -> tuple[str, str, str]:
+    """(kind, bar, note) for the job's state; ``active``: the dispatcher runs (or was just launched)."""
     done, total, skipped = _frames(status)
     state, phase = get(status, "state", "starting"), get(status, "phase", "")
     if encoding or (state == "running" and "encod" in phase):
-        return "encoding", f"Encoding video — {done} frames"
+        return "encoding", f"Encoding video — {done} frames", ""
     if get(status, "queued_behind"):
-        return "queued", f"Queued behind {get(status, 'queued_behind')}"
+        return "queued", f"Queued behind {get(status, 'queued_behind')}", ""
     if cancelling and active:
-        return "cancelling", f"Cancelling — stopping the workers ({done}/{total} frames done)"
+        return "cancelling", f"Cancelling — {done}/{total} frames done", ""
     if status is None or state == "starting":
         if not active and status is not None:
-            return "stalled", "Interrupted before the first frame — press Resume"
+            return "stalled", "Interrupted before the first frame", "press Resume to start it again"
         if "compil" in phase:
-            return "starting", "Starting — compiling GPU kernels (the first render on a card can take minutes)"
-        return "starting", "Starting — launching the workers"
+            return "starting", "Starting — compiling GPU kernels", "the first render on a card can take minutes"
+        return "starting", "Starting — launching the workers", ""
     if state == "running":
         if not active:
-            return "stalled", f"Interrupted — {done}/{total} frames done; press Resume to finish"
+            return "stalled", f"Interrupted — {done}/{total} frames done", "press Resume to finish"
         eta = get(status, "eta_seconds")
         left = f", {format_seconds(eta)} left" if eta is not None else ""
-        return "running", f"Rendering — {done}/{total} frames{left}"
+        return "running", f"Rendering — {done}/{total} frames{left}", ""
     if state == "done":
         elapsed = get(status, "elapsed", 0.0)
         rendered = max(done - skipped, 0)
         rate = f" ({rendered / elapsed * 60:.0f} frames/min)" if elapsed and rendered else ""
-        kept = f", {skipped} already there" if skipped else ""
-        frames = "1 frame" if done == 1 else f"{done} frames"
-        return "done", f"Done — {frames} in {format_seconds(elapsed)}{rate}{kept}"
+        frames = "1 frame" if rendered == 1 else f"{rendered} frames"
+        kept = f"{skipped} more were already there and kept" if skipped else ""
+        return "done", f"Done — {frames} in {format_seconds(elapsed)}{rate}", kept
     if state == "cancelled":
-        return "cancelled", f"Cancelled — {done}/{total} frames done"
-    return "failed", stopped_headline(status, problems(status))
+        return "cancelled", f"Cancelled — {done}/{total} frames done", ""
+    return ("failed", *stopped_headline(status, problems(status)))
 
 
 def lane_view(lane, total: int) -> LaneView:
@@ -173,10 +181,11 @@ def autotune_line(status) -> str:
 
 def job_view(status, *, active: bool, encoding: bool = False, cancelling: bool = False) -> JobView:
     """The whole job box from a status (None before the dispatcher wrote one)."""
-    kind, text = headline(status, active=active, encoding=encoding, cancelling=cancelling)
+    kind, bar, note = headline(status, active=active, encoding=encoding, cancelling=cancelling)
     done, total, _ = _frames(status)
     lanes = [lane_view(lane, total) for lane in get(status, "lanes", [])]
-    return JobView(kind, text, done / total if total else 0.0, autotune_line(status), problems(status), lanes)
+    factor = done / total if total else 0.0
+    return JobView(kind, bar, note, factor, autotune_line(status), problems(status), lanes)
 
 
 def wrap(text: str, width: int) -> list[str]:

@@ -1,7 +1,7 @@
 """The panel's sentences (bpy-free): headlines read once, each error once with its hint, lane bars."""
 
 from dispatcher.error_hints import HINTS, clean, distinct, hint
-from dispatcher.job_text import autotune_line, headline, job_view, lane_view, wrap
+from dispatcher.job_text import autotune_line, job_view, lane_view, wrap
 
 OIDN = "cpu0: Error: Failed to denoise, build has no OpenImageDenoise support"
 
@@ -17,27 +17,33 @@ def lane(name, state="stopped", frames_done=0, last_error=None, **extra):
     return {"name": name, "state": state, "frames_done": frames_done, "last_error": last_error, **extra}
 
 
+def said(status, **flags) -> tuple[str, str]:
+    view = job_view(status, **{"active": False, **flags})
+    return view.kind, view.headline
+
+
 def test_headlines_of_each_state():
-    assert headline(status(), active=True) == ("running", "Rendering — 14/24 frames, 0:14 left")
-    assert headline(status(state="done", done=24), active=False) == (
-        "done", "Done — 24 frames in 1:02 (23 frames/min)")
-    assert headline(status(state="cancelled", done=4), active=False) == ("cancelled", "Cancelled — 4/24 frames done")
-    assert headline(None, active=True) == ("starting", "Starting — launching the workers")
-    assert headline(status(), active=True, cancelling=True)[0] == "cancelling"
-    kind, text = headline(status(), active=False)  # says running, but nobody runs it
+    assert said(status(), active=True) == ("running", "Rendering — 14/24 frames, 0:14 left")
+    assert said(status(state="done", done=24)) == ("done", "Done — 24 frames in 1:02 (23 frames/min)")
+    assert said(status(state="done", done=24, skipped=6)) == (
+        "done", "Done — 18 frames in 1:02 (17 frames/min): 6 more were already there and kept")
+    assert said(status(state="cancelled", done=4)) == ("cancelled", "Cancelled — 4/24 frames done")
+    assert said(None, active=True) == ("starting", "Starting — launching the workers")
+    assert said(status(), active=True, cancelling=True)[0] == "cancelling"
+    kind, text = said(status())  # says running, but nobody runs it
     assert kind == "stalled" and "press Resume" in text
-    assert headline(status(state="done", done=24), active=False, encoding=True) == (
-        "encoding", "Encoding video — 24 frames")
-    for text in (headline(status(state=s), active=False)[1] for s in ("done", "failed", "cancelled")):
-        assert text.split(" — ")[0].lower() not in text.split(" — ")[1].lower()  # never "Done: done"
+    assert said(status(state="done", done=24), encoding=True) == ("encoding", "Encoding video — 24 frames")
+    for state in ("done", "failed", "cancelled"):
+        bar = job_view(status(state=state), active=False).bar
+        assert bar.split(" — ")[0].lower() not in bar.split(" — ")[1].lower()  # never "Done: done"
+        assert len(bar) <= 42  # fits the progress bar at the default Properties width
 
 
 def test_every_card_failed_frame_gets_the_hint_once():
     lanes = [lane("gpu0", last_error=OIDN), lane("gpu1", last_error="Error: " + OIDN.split("Error: ")[1])]
     job = status(state="failed", done=6, failed={"7": OIDN}, lanes=lanes, message="1 frame failed")
-    text = headline(job, active=False)[1]
-    assert text == ("Stopped — frame 7 failed on every card: this Blender has no OpenImageDenoise; "
-                    "turn off Denoising in Render Properties › Sampling")
+    assert said(job)[1] == ("Stopped — frame 7 failed on every card: this Blender has no OpenImageDenoise; "
+                            "turn off Denoising in Render Properties › Sampling")
     view = job_view(job, active=False)
     oidn = [p for p in view.problems if "OpenImageDenoise" in p.text]
     assert len(oidn) == 1 and oidn[0].frames == ["7"] and oidn[0].hint

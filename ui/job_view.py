@@ -63,10 +63,10 @@ def message_lines(scene, job_dir: str, view: JobView | None) -> list[str]:
     if view is None:
         return idle_lines(scene)
     lines = [view.detail] if view.detail else []
-    if view.kind == "failed" and ": " in view.headline:
-        lines = [view.headline.partition(": ")[2]]
-    elif view.kind in ("cancelled", "stalled", "failed"):
-        lines.insert(0, f"Resume renders the missing frames from {snapshot_text(job_dir)}")
+    if view.kind in ("cancelled", "stalled", "failed"):
+        lines.insert(0, f"Resume renders {snapshot_text(job_dir)}")
+    if view.note:
+        lines.insert(0, view.note[0].upper() + view.note[1:])
     if view.kind in ("cancelled", "stalled", "failed", "done") and file_changed_since(job_dir):
         lines.insert(0 if view.kind == "done" else 1, "Your file changed since that snapshot: Render again to use it")
     if monitor.encode_errors.get(job_dir):
@@ -74,12 +74,6 @@ def message_lines(scene, job_dir: str, view: JobView | None) -> list[str]:
     if view.kind == "done" and not lines:
         lines.append(f"Frames in {(monitor.status(job_dir) or {}).get('output_dir', '')}")
     return lines
-
-
-def bar_text(view: JobView | None) -> str:
-    if view is None:
-        return "No render yet"
-    return view.headline.partition(": ")[0] if view.kind == "failed" else view.headline
 
 
 def draw_message(layout, lines: list[str], width: int) -> list[str]:
@@ -140,12 +134,12 @@ def draw_block(layout, context, where: str) -> None:
     row.enabled = not busy
     row.operator("grf.render_all", text="Render Animation on All GPUs", icon="RENDER_ANIMATION")
     row.operator("grf.render_all", text="", icon="RENDER_STILL").still = True  # tooltip: Render Image on All GPUs
-    headline = bar_text(view)
-    col.progress(factor=view.factor if view else 0.0, type="BAR", text=headline)
+    bar = view.bar if view else "No render yet"
+    col.progress(factor=view.factor if view else 0.0, type="BAR", text=bar)
     lines = draw_message(col, message_lines(scene, job_dir, view), text_width(context))
     buttons = draw_actions(col, job_dir, view)
     last_drawn.update(where=where, time=time.time(), job_dir=job_dir, kind=view.kind if view else "idle",
-                      headline=view.headline if view else headline, bar=headline,
+                      headline=view.headline if view else bar, bar=bar,
                       factor=view.factor if view else 0.0, lines=lines, buttons=buttons, busy=busy)
 
 
