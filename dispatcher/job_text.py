@@ -7,6 +7,7 @@ The status may be the dict of ``status.json`` or an object with the same fields.
 from __future__ import annotations
 
 import textwrap
+import time
 from dataclasses import dataclass, field
 
 from .error_hints import clean, distinct, hint
@@ -150,7 +151,20 @@ def headline(status, *, active: bool, encoding: bool = False, cancelling: bool =
     return ("failed", *stopped_headline(status, problems(status)))
 
 
-def lane_view(lane, total: int) -> LaneView:
+def _timed_frame(lane, name: str, frame, now: float | None) -> LaneView:
+    """A frame with no sample count yet (CPU tiles, Eevee): the time it has taken, against the lane's usual."""
+    started = get(lane, "frame_started_at")
+    if not started:
+        return LaneView(name, 0.0, f"frame {frame}")
+    spent = max((time.time() if now is None else now) - started, 0.0)
+    usual = get(lane, "seconds_per_frame")
+    if usual:
+        text = f"frame {frame} · {format_seconds(spent)} of ~{format_seconds(usual)}"
+        return LaneView(name, min(spent / usual, 0.99), text)
+    return LaneView(name, 0.0, f"frame {frame} · {format_seconds(spent)}")
+
+
+def lane_view(lane, total: int, now: float | None = None) -> LaneView:
     """One lane's bar: in-frame samples while rendering, the share of the job it did once stopped."""
     name, state = get(lane, "name", "?"), get(lane, "state", "?")
     frames_done, failures = get(lane, "frames_done", 0), get(lane, "failures", 0)
@@ -160,11 +174,11 @@ def lane_view(lane, total: int) -> LaneView:
         return LaneView(name, share, f"stopped after {failures} failures · {did}", True)
     if "compil" in get(lane, "phase", ""):
         return LaneView(name, 0.0, "compiling GPU kernels")
-    frame, sample, samples = get(lane, "frame"), get(lane, "sample"), get(lane, "samples")
+    frame, sample, samples = get(lane, "frame"), get(lane, "sample", 0), get(lane, "samples")
     if state == "rendering" and frame is not None:
-        if samples:
+        if samples and sample:
             return LaneView(name, min(sample / samples, 1.0), f"frame {frame} · {sample}/{samples} samples")
-        return LaneView(name, 0.0, f"frame {frame}")
+        return _timed_frame(lane, name, frame, now)
     if state in ("starting", "backoff"):
         return LaneView(name, 0.0, "starting" if state == "starting" else "restarting")
     return LaneView(name, share, f"{state} · {did}", state == "failed")

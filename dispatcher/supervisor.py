@@ -70,6 +70,7 @@ class LaneRun:
             "devices_used": self.devices_used,
             "pid": self.pid if self.state in LIVE_STATES else None,
             "frame": self.frame,
+            "frame_started_at": self.frame_sent_wall if self.frame is not None else None,
             "sample": self.sample,
             "samples": self.samples,
             "frames_done": self.frames_done,

@@ -32,8 +32,9 @@ def open_path(operator, context, path: str, what: str) -> set:
             return {"FINISHED"}
         reason = f"Could not open the {what}: {reason or 'the system refused'}. Its path is copied: {path}"
         context.window_manager.clipboard = path
-    operator.report({"ERROR"}, reason)
-    bpy.ops.grf.show_message("INVOKE_DEFAULT", text=reason)
+    operator.report({"ERROR"}, reason)  # the status bar and the Info log
+    if not bpy.app.background:  # and a popup where the artist looks
+        bpy.ops.grf.show_message("INVOKE_DEFAULT", text=reason)
     return {"CANCELLED"}
 
 

@@ -26,5 +26,6 @@ class GRF_OT_show_message(bpy.types.Operator):
             for line in lines:
                 menu.layout.label(text=line)
 
-        context.window_manager.popup_menu(draw, title="GPU Render Farm", icon="INFO")
+        if not bpy.app.background:  # a popup needs a window (it crashes the bpy module)
+            context.window_manager.popup_menu(draw, title="GPU Render Farm", icon="INFO")
         return {"FINISHED"}

@@ -264,3 +264,11 @@ def test_timer_redraws_only_on_change(extension, scene, tmp_path):
     (Path(job_dir) / "dispatcher.pid").unlink()
     assert monitor.tick() is None  # finished: the timer stops
     assert monitor.redraws == before + 2
+
+
+def test_open_output_says_why_it_cannot(extension, scene, tmp_path):
+    job = status(state="done", phase="done", done=8)
+    job["output_dir"] = str(tmp_path / "not rendered yet")
+    scene.gpu_render_farm.job_dir = write_job(tmp_path / "job", job, alive=False)
+    with pytest.raises(RuntimeError, match="The output folder does not exist yet: .*not rendered yet"):
+        bpy.ops.grf.open_output()

@@ -74,6 +74,13 @@ def test_stopped_lane_bar_shows_its_share_not_full():
     assert (rendering.factor, rendering.text) == (0.25, "frame 12 · 128/512 samples")
 
 
+def test_a_frame_without_sample_counts_shows_its_time_against_the_usual():
+    rendering = lane("cpu0", state="rendering", frame=5, sample=0, samples=512, frame_started_at=100.0)
+    assert lane_view({**rendering, "seconds_per_frame": 13.0}, 24, now=105.0).text == "frame 5 · 0:05 of ~0:13"
+    assert round(lane_view({**rendering, "seconds_per_frame": 13.0}, 24, now=105.0).factor, 2) == 0.38
+    assert lane_view(rendering, 24, now=105.0).text == "frame 5 · 0:05"  # the lane's first frame
+
+
 def test_autotune_line_and_wrap():
     choice = {"layout": "groups", "gpus_per_worker": 4,
               "reason": "groups: only 1 frame for 4 GPUs, so each frame gets 4 GPUs; measured 1.00 s/frame"}

@@ -1,4 +1,4 @@
-"""Draw a job: a compact block of fixed height (buttons, one headline bar, two message lines, actions),
+"""Draw a job: a compact block of fixed height (buttons, one headline bar, three message lines, actions),
 and the details below it (one bar per lane, each distinct error once with its hint).
 
 The sentences come from ``dispatcher.job_text`` (no bpy). ``last_drawn`` keeps what the block showed last,
@@ -13,12 +13,12 @@ import time
 from .. import monitor
 from ..dispatcher.job_text import JobView, job_view, wrap
 
-MESSAGE_LINES = 2
+MESSAGE_LINES = 3
 CHAR_PX = 6.0  # average width of a character of the UI font at scale 1.0, in pixels
 last_drawn: dict = {}
 
 
-def text_width(context, margin: int = 4) -> int:
+def text_width(context, margin: int = 7) -> int:
     """How many characters fit on one line of the region being drawn."""
     region = getattr(context, "region", None)
     scale = context.preferences.system.ui_scale if getattr(context, "preferences", None) else 1.0
@@ -57,7 +57,7 @@ def idle_lines(scene) -> list[str]:
 
 
 def message_lines(scene, job_dir: str, view: JobView | None) -> list[str]:
-    """What the two lines under the headline say (before wrapping)."""
+    """What the lines under the headline say (before wrapping)."""
     from ..operators.resume_job import file_changed_since, snapshot_text
 
     if view is None:
@@ -123,7 +123,7 @@ def draw_actions(layout, job_dir: str, view: JobView | None) -> dict:
 
 
 def draw_block(layout, context, where: str) -> None:
-    """The fixed-height block: Render buttons, the headline bar, two message lines, the job's actions."""
+    """The fixed-height block: Render buttons, the headline bar, three message lines, the job's actions."""
     scene = context.scene
     job_dir = scene.gpu_render_farm.job_dir
     view = current_view(job_dir)

@@ -128,7 +128,7 @@ def start_with_a_real_click():
 
 
 def message() -> str:
-    """The two message lines under the headline, joined back into one text."""
+    """The message lines under the headline, joined back into one text."""
     return " ".join(line for line in drawn().get("lines", []) if line).replace(" …", "")
 
 
@@ -162,12 +162,31 @@ def render_cancel_resume():
     shot("06-done", "done")
 
 
+def open_output_without_a_file_browser():
+    """The chroot has no xdg-open: Open Output must say so on screen, not only in the console."""
+    if shutil.which("xdg-open"):
+        return
+    bpy.context.window_manager.clipboard = ""
+    xdotool("mousemove", 900, 400)
+    try:
+        op("open_output")
+        raise AssertionError("Open Output claimed success without a file browser")
+    except RuntimeError as error:
+        check("no file browser opener" in str(error), f"Open Output's reason: {error}")
+    check(bpy.context.window_manager.clipboard.endswith("render"), "the output path copied for the artist")
+    yield 1.0
+    shot("07b-open-output-error", "done")
+    xdotool("mousemove", 600, 900)
+    yield 0.5
+
+
 def encode_and_menu():
     check(drawn()["buttons"].get("Encode Video"), "Encode Video offered for a PNG render")
     check(op("play_video") == {"FINISHED"}, "Encode Video pressed")
     yield from until(lambda: drawn()["buttons"].get("Play Video"), 180, "Play Video once the MP4 is written")
     check(not drawn()["buttons"].get("Cancel"), "no Cancel next to a finished video")
     shot("07-video", "done")
+    yield from open_output_without_a_file_browser()
     window, _area, _region = properties()
     xdotool("mousemove", 140, 14)
     with bpy.context.temp_override(window=window):
@@ -203,6 +222,24 @@ def denoise_without_oidn():
           "the hint for a Blender without OpenImageDenoise")
     shot("10-stopped-hint", "failed")
     scene.cycles.use_denoising = False
+    yield from output_tab_details()
+
+
+def output_tab_details():
+    """The Output tab's panel: the same block, then one bar per lane and each error once with its hint."""
+    window, area, _region = properties()
+    area.spaces.active.context = "OUTPUT"
+    area.tag_redraw()
+    x, top, width, height = region_rect()
+    xdotool("mousemove", x + width // 2, top + height // 2)
+    for _ in range(40):  # scroll to the end of the Output tab, as an artist would
+        xdotool("click", "5")
+    yield from until(lambda: drawn().get("where") == "output", 10, "the panel drawn in the Output tab")
+    yield 1.0
+    shot("10b-output-details", drawn().get("kind", ""))
+    area.spaces.active.context = "RENDER"
+    area.tag_redraw()
+    yield from until(lambda: drawn().get("where") == "render", 10, "the Render tab again")
 
 
 def reopen_mid_render():
