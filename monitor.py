@@ -14,6 +14,8 @@ import time
 import bpy
 from bpy.app.handlers import persistent
 
+from .dispatcher.job_text import get
+
 INTERVAL = 1.0
 LAUNCH_GRACE = 30.0  # seconds a launched job may take to write its pid
 ACTIVE_STATES = ("starting", "running")
@@ -48,7 +50,7 @@ def _signature(job_dir: str) -> tuple:
 
 def _output_dir(job_dir: str) -> str | None:
     cached = _status.get(job_dir)
-    return (cached[1] or {}).get("output_dir") if cached else None
+    return get(cached[1], "output_dir") if cached else None
 
 
 def status(job_dir: str) -> dict | None:
@@ -119,7 +121,7 @@ def cancelling(job_dir: str) -> bool:
 def stalled(job_dir: str) -> bool:
     """The status says running but no dispatcher is alive (killed, machine rebooted)."""
     current = status(job_dir)
-    return bool(current) and current.get("state") in ACTIVE_STATES and not dispatcher_alive(job_dir)
+    return get(current, "state") in ACTIVE_STATES and not dispatcher_alive(job_dir)
 
 
 def _finish_cancel(job_dir: str) -> None:

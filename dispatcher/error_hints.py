@@ -40,6 +40,7 @@ HINTS: list[tuple[str, str]] = [
 _COMPILED = [(re.compile(pattern, re.IGNORECASE), text) for pattern, text in HINTS]
 
 # Noise in front of the message itself: "cpu0: ", "Error: ", "RuntimeError: ", "frame 7: ".
+_SENTENCE = re.compile(r"\s(?:RuntimeError|Error):\s*")  # Blender's capitalised "Error:" starts a new message
 _PREFIX = re.compile(r"^\s*(?:(?:[a-z]+\d+|frame \d+|lane \S+)\s*:\s*|(?:runtime)?error\s*:\s*)", re.IGNORECASE)
 
 
@@ -54,13 +55,15 @@ def hint(error: str | None) -> str | None:
 
 
 def clean(error: str) -> str:
-    """The error without lane, frame and 'Error:' prefixes, on one line, without a repeated half."""
+    """The error without lane, frame and 'Error:' prefixes, on one line, each of its sentences once."""
     text = " ".join(str(error).split())
     while True:
         stripped = _PREFIX.sub("", text, count=1)
         if stripped == text:
             break
         text = stripped
+    parts = [part.strip(" .;") for part in _SENTENCE.split(text)]  # "X Error: X" -> "X"
+    text = "; ".join(dict.fromkeys(part for part in parts if part))
     half = len(text) // 2
     for cut in range(half - 1, half + 2):  # "X. X." or "X X": a message doubled within a line
         left, right = text[:cut].strip(" .;:"), text[cut:].strip(" .;:")

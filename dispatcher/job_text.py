@@ -87,7 +87,8 @@ def problems(status) -> list[Problem]:
         found.setdefault(text, Problem(text, hint(text))).frames.append(str(frame))
     lane_errors = [get(lane, "last_error") for lane in get(status, "lanes", [])]
     for text in distinct([*lane_errors, get(status, "message")]):
-        if text.lower() not in ("cancelled", "done", "failed") and text not in found:
+        known = any(text in seen or seen in text for seen in found)  # a summary that quotes a frame's error
+        if text.lower() not in ("cancelled", "done", "failed") and not known:
             found[text] = Problem(text, hint(text))
     return list(found.values())
 
@@ -142,7 +143,7 @@ def headline(status, *, active: bool, encoding: bool = False, cancelling: bool =
     if state == "done":
         elapsed = get(status, "elapsed", 0.0)
         rendered = max(done - skipped, 0)
-        rate = f" ({rendered / elapsed * 60:.0f} frames/min)" if elapsed and rendered else ""
+        rate = f" ({rendered / elapsed * 60:.0f} frames/min)" if elapsed and rendered > 1 else ""
         frames = "1 frame" if rendered == 1 else f"{rendered} frames"
         kept = f"{skipped} more were already there and kept" if skipped else ""
         return "done", f"Done — {frames} in {format_seconds(elapsed)}{rate}", kept

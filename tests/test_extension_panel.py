@@ -179,7 +179,7 @@ def test_gpus_one_row_each_with_checkbox(extension, scene):
 
     scene.gpu_render_farm.mode = "GROUPS"
     assert ("gpus_per_worker", None) in draw(extension).props()
-    scene.gpu_render_farm.mode = "PER_CARD"
+    scene.gpu_render_farm.mode = "AUTO"
 
 
 def test_running_job(extension, scene, tmp_path):

@@ -52,7 +52,7 @@ def test_register_unregister_twice(monkeypatch):
         extension.register()
         state = registered()
         assert state == {"scene property": True, "panel": True, "operators": list(OPERATORS), "load handler": True}
-        assert bpy.context.scene.gpu_render_farm.mode == "AUTO"  # Automatic is the default
+        assert bpy.context.scene.gpu_render_farm.bl_rna.properties["mode"].default == "AUTO"  # the default mode
         assert bpy.ops.grf.render_all.poll()
         extension.unregister()
         assert registered() == {"scene property": False, "panel": False, "operators": [], "load handler": False}

@@ -33,6 +33,7 @@ def test_headlines_of_each_state():
     kind, text = said(status())  # says running, but nobody runs it
     assert kind == "stalled" and "press Resume" in text
     assert said(status(state="done", done=24), encoding=True) == ("encoding", "Encoding video — 24 frames")
+    assert said(status(state="done", done=1, total=1)) == ("done", "Done — 1 frame in 1:02")
     for state in ("done", "failed", "cancelled"):
         bar = job_view(status(state=state), active=False).bar
         assert bar.split(" — ")[0].lower() not in bar.split(" — ")[1].lower()  # never "Done: done"
@@ -48,6 +49,19 @@ def test_every_card_failed_frame_gets_the_hint_once():
     oidn = [p for p in view.problems if "OpenImageDenoise" in p.text]
     assert len(oidn) == 1 and oidn[0].frames == ["7"] and oidn[0].hint
     assert oidn[0].text == "Failed to denoise, build has no OpenImageDenoise support"
+
+
+def test_the_same_error_from_a_frame_its_lane_and_the_summary_is_shown_once():
+    once = "Failed to denoise, build has no OpenImageDenoise support"
+    doubled = f"Error: {once} Error: {once}"  # as Blender's exception text arrives from a worker
+    job = status(state="failed", done=0, total=1, failed={"1": doubled},
+                 lanes=[lane("cpu0", last_error=doubled, blocklisted=True)],
+                 message=f"1 frame(s) failed; frame 1: {doubled}")
+    view = job_view(job, active=False)
+    assert [(p.text, p.frames) for p in view.problems] == [
+        ("Failed to denoise, build has no OpenImageDenoise support", ["1"])]
+    assert view.headline == ("Stopped — frame 1 failed: this Blender has no OpenImageDenoise; "
+                             "turn off Denoising in Render Properties › Sampling")
 
 
 def test_clean_and_distinct():

@@ -11,14 +11,15 @@ import os
 import time
 
 from .. import monitor
-from ..dispatcher.job_text import JobView, job_view, wrap
+from ..dispatcher.job_text import JobView, get, job_view, wrap
 
 MESSAGE_LINES = 3
+ICON_CHARS = 4  # room the info button takes on the first message row, in characters
 CHAR_PX = 6.0  # average width of a character of the UI font at scale 1.0, in pixels
 last_drawn: dict = {}
 
 
-def text_width(context, margin: int = 7) -> int:
+def text_width(context, margin: int = 5) -> int:
     """How many characters fit on one line of the region being drawn."""
     region = getattr(context, "region", None)
     scale = context.preferences.system.ui_scale if getattr(context, "preferences", None) else 1.0
@@ -72,13 +73,16 @@ def message_lines(scene, job_dir: str, view: JobView | None) -> list[str]:
     if monitor.encode_errors.get(job_dir):
         lines.insert(0, f"Video encoding failed: {monitor.encode_errors[job_dir]}")
     if view.kind == "done" and not lines:
-        lines.append(f"Frames in {(monitor.status(job_dir) or {}).get('output_dir', '')}")
+        lines.append(f"Frames in {get(monitor.status(job_dir), 'output_dir', '')}")
     return lines
 
 
 def draw_message(layout, lines: list[str], width: int) -> list[str]:
     """Exactly MESSAGE_LINES rows; a cut message gets an info button that shows it whole."""
-    wrapped = [part for line in lines for part in wrap(line, width)]
+    wrapped: list[str] = []
+    for line in lines:  # the first row is narrower: the info button sits at its end
+        first, *rest = wrap(line, width - ICON_CHARS if not wrapped else width)
+        wrapped += [first, *(wrap(" ".join(rest), width) if rest else [])]
     shown = wrapped[:MESSAGE_LINES]
     cut = len(wrapped) > MESSAGE_LINES
     if cut:
@@ -112,10 +116,10 @@ def draw_actions(layout, job_dir: str, view: JobView | None) -> dict:
     else:
         button(split, "grf.resume_job", "Resume", "PLAY", True)
     right = split.row(align=True)
-    button(right, "grf.open_output", "Open Output", "FILE_FOLDER", bool(status and status.get("output_dir")), "")
+    button(right, "grf.open_output", "Open Output", "FILE_FOLDER", bool(get(status, "output_dir")), "")
     if kind == "encoding":
         button(right, "grf.play_video", "Encoding…", "TIME", False)
-    elif status and status.get("video") and os.path.isfile(status["video"]):
+    elif get(status, "video") and os.path.isfile(get(status, "video")):
         button(right, "grf.play_video", "Play Video", "PLAY", not alive)
     else:
         button(right, "grf.play_video", "Encode Video", "FILE_MOVIE", kind == "done" and not alive)
