@@ -18,12 +18,11 @@ def snapshot_time(job_dir: str) -> float | None:
 
 
 def file_changed_since(job_dir: str) -> bool:
-    """The open file has edits (saved or not) newer than the job's snapshot."""
+    """The .blend was saved after the job's snapshot was taken (unsaved edits are not counted: a frame
+    change or a selection marks the file as edited too)."""
     taken = snapshot_time(job_dir)
     if taken is None or not bpy.data.filepath:
         return False
-    if bpy.data.is_dirty:
-        return True
     try:
         return os.path.getmtime(bpy.data.filepath) > taken + 1.0
     except OSError:

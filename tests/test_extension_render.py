@@ -269,3 +269,27 @@ def test_cancel_then_resume_from_the_panel_buttons(farm):
     assert status["frames"]["done"] == 10 and status["frames"]["skipped"] == len(kept)
     assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept, "finished frames were not redone"
     assert sorted(path.name for path in out.glob("shot_*.png")) == [f"shot_{frame:04d}.png" for frame in range(1, 11)]
+
+
+def test_render_image_renders_the_current_frame_in_automatic_mode(farm):
+    save(farm)
+    farm.scene.frame_set(3)
+    assert bpy.ops.grf.render_all(still=True) == {"FINISHED"}
+    job_dir = farm.scene.gpu_render_farm.job_dir
+    spec = json.loads(Path(job_dir, "spec.json").read_text())
+    assert (spec["frames"], spec["layout"]) == ("3", "auto")
+    status = wait_for(lambda: (s := farm.jobs.read_status(job_dir)) and s["state"] == "done" and s, TIMEOUT,
+                      what="the still to finish")  # fmt: skip
+    wait_for(lambda: farm.monitor.tick() is None, 30, what="the dispatcher to exit")
+    assert status["autotune"]["reason"] and status["frames"]["done"] == 1
+    assert sorted(p.name for p in (farm.tmp / "out").glob("shot_*.png")) == ["shot_0003.png"]
+    draw_panel(farm)
+    drawn = farm.job_view.last_drawn
+    assert drawn["bar"].startswith("Done — 1 frame in ") and drawn["lines"][0].startswith("Automatic — ")
+
+    # the artist edits and saves: Resume would render the old snapshot, so the panel says so
+    time.sleep(1.1)
+    bpy.ops.wm.save_mainfile()
+    draw_panel(farm)
+    shown = " ".join(farm.job_view.last_drawn["lines"])
+    assert "Your file changed since that snapshot: Render again to use it" in shown

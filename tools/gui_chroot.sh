@@ -25,7 +25,11 @@ build() {
   local m; m=$(mirror)
   echo "gui chroot: debootstrap trixie from $m into $ROOT"
   mkdir -p "$ROOT"
-  [ -x "$ROOT/usr/bin/apt-get" ] || debootstrap --variant=minbase trixie "$ROOT" "$m"
+  if [ ! -f "$ROOT/.grf-debootstrap-done" ]; then  # a half-finished debootstrap starts over
+    rm -rf "$ROOT" && mkdir -p "$ROOT"
+    debootstrap --variant=minbase trixie "$ROOT" "$m"
+    touch "$ROOT/.grf-debootstrap-done"
+  fi
   echo "deb $m trixie main" > "$ROOT/etc/apt/sources.list"
   mounts_up
   trap mounts_down EXIT

@@ -152,6 +152,8 @@ def draw_details(layout, context, job_dir: str) -> None:
     view = current_view(job_dir)
     if view is None:
         return
+    last_drawn.update(lanes=[(lane.name, lane.text) for lane in view.lanes],
+                      problems=[(problem.text, problem.hint) for problem in view.problems])
     width = text_width(context)
     col = layout.column(align=True)
     for lane in view.lanes:

@@ -236,6 +236,11 @@ def output_tab_details():
         xdotool("click", "5")
     yield from until(lambda: drawn().get("where") == "output", 10, "the panel drawn in the Output tab")
     yield 1.0
+    problems = drawn().get("problems", [])
+    check(len(problems) == 1 and "OpenImageDenoise" in problems[0][0] and problems[0][1],
+          "the error shown once, with its hint, in the Output tab")
+    check(drawn().get("lanes") and all("stopped" in text for _name, text in drawn()["lanes"]),
+          "each lane's bar says it stopped")
     shot("10b-output-details", drawn().get("kind", ""))
     area.spaces.active.context = "RENDER"
     area.tag_redraw()
