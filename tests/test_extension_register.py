@@ -22,7 +22,14 @@ def registered() -> dict:
         "panel": hasattr(bpy.types, "GRF_PT_render_farm"),
         "operators": [name for name in OPERATORS if hasattr(bpy.types, f"GRF_OT_{name}")],
         "load handler": any(getattr(h, "__module__", "").startswith(NAME) for h in bpy.app.handlers.load_post),
+        "render menu and tab": [ours(bpy.types.TOPBAR_MT_render), ours(bpy.types.RENDER_PT_context)],
     }
+
+
+def ours(ui_type) -> bool:
+    """Whether a draw function of this add-on is appended to a Blender menu or panel."""
+    funcs = getattr(ui_type.draw, "_draw_funcs", [])
+    return any(getattr(func, "__module__", "").startswith(NAME) for func in funcs)
 
 
 def test_importing_the_package_has_no_bpy_side_effects():
@@ -51,11 +58,13 @@ def test_register_unregister_twice(monkeypatch):
     for _ in range(2):
         extension.register()
         state = registered()
-        assert state == {"scene property": True, "panel": True, "operators": list(OPERATORS), "load handler": True}
+        assert state == {"scene property": True, "panel": True, "operators": list(OPERATORS), "load handler": True,
+                         "render menu and tab": [True, True]}
         assert bpy.context.scene.gpu_render_farm.bl_rna.properties["mode"].default == "AUTO"  # the default mode
         assert bpy.ops.grf.render_all.poll()
         extension.unregister()
-        assert registered() == {"scene property": False, "panel": False, "operators": [], "load handler": False}
+        assert registered() == {"scene property": False, "panel": False, "operators": [], "load handler": False,
+                                "render menu and tab": [False, False]}
 
 
 def test_enable_as_addon_gives_typed_preferences():

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import traceback
 
@@ -188,9 +189,12 @@ def encode_and_menu():
     shot("07-video", "done")
     yield from open_output_without_a_file_browser()
     window, _area, _region = properties()
-    xdotool("mousemove", 140, 14)
+    xdotool("mousemove", 600, 500)
+    yield 0.3
     with bpy.context.temp_override(window=window):
-        bpy.ops.wm.call_menu(name="TOPBAR_MT_render")
+        bpy.ops.wm.call_menu(name="TOPBAR_MT_render")  # opens with its first item under the pointer
+    yield 0.5
+    xdotool("mousemove", 600, 471)  # onto the menu's title: no item highlighted, no tooltip
     yield 1.0
     shot("08-render-menu", "done")
     xdotool("key", "Escape")
@@ -280,8 +284,10 @@ def finish(code: int, error: str = "") -> None:
         if job_dir() and jobs.is_running(job_dir()):
             jobs.cancel_job(job_dir())
     with open(os.path.join(OUT, "session.json"), "w", encoding="utf-8") as handle:
-        json.dump({"ok": code == 0, "error": error, "steps": steps}, handle, indent=1, ensure_ascii=False)
-    print("GUI session", "passed" if code == 0 else f"FAILED: {error}", flush=True)
+        json.dump({"ok": code == 0, "error": error, "blender": bpy.app.version_string, "python": sys.version,
+                   "steps": steps}, handle, indent=1, ensure_ascii=False)
+    print(f"GUI session in Blender {bpy.app.version_string}, Python {sys.version.split()[0]}:",
+          "passed" if code == 0 else f"FAILED: {error}", flush=True)
     os._exit(code)
 
 
