@@ -194,6 +194,16 @@ def autotune_line(status) -> str:
     return f"Automatic — {reason}" if reason else f"Automatic — {get(choice, 'layout', 'per-card')}"
 
 
+def lanes_line(lanes: list[LaneView]) -> str:
+    """One line about the lanes while rendering: the only lane's bar text, or how many are busy."""
+    if len(lanes) == 1:
+        return f"{lanes[0].name}: {lanes[0].text}"
+    busy = sum(text.text.startswith("frame ") for text in lanes)
+    compiling = sum("compiling" in lane.text for lane in lanes)
+    line = f"{busy} of {len(lanes)} lanes rendering" if lanes else ""
+    return line + (f", {compiling} compiling GPU kernels" if compiling else "")
+
+
 def job_view(status, *, active: bool, encoding: bool = False, cancelling: bool = False) -> JobView:
     """The whole job box from a status (None before the dispatcher wrote one)."""
     kind, bar, note = headline(status, active=active, encoding=encoding, cancelling=cancelling)

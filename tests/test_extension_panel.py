@@ -192,6 +192,7 @@ def test_running_job(extension, scene, tmp_path):
     assert ops["grf.cancel_job"] is True
     assert ops["grf.render_all"] is False  # one render per scene at a time
     assert "grf.resume_job" not in ops and ops["grf.play_video"] is False
+    assert "1 of 2 lanes rendering, 1 compiling GPU kernels" in layout.labels()  # in the block, no scrolling
 
 
 def test_compiling_phase_is_explained(extension, scene, tmp_path):

@@ -1,7 +1,7 @@
 """The panel's sentences (bpy-free): headlines read once, each error once with its hint, lane bars."""
 
 from dispatcher.error_hints import HINTS, clean, distinct, hint
-from dispatcher.job_text import autotune_line, job_view, lane_view, wrap
+from dispatcher.job_text import autotune_line, job_view, lane_view, lanes_line, wrap
 
 OIDN = "cpu0: Error: Failed to denoise, build has no OpenImageDenoise support"
 
@@ -93,6 +93,14 @@ def test_a_frame_without_sample_counts_shows_its_time_against_the_usual():
     assert lane_view({**rendering, "seconds_per_frame": 13.0}, 24, now=105.0).text == "frame 5 · 0:05 of ~0:13"
     assert round(lane_view({**rendering, "seconds_per_frame": 13.0}, 24, now=105.0).factor, 2) == 0.38
     assert lane_view(rendering, 24, now=105.0).text == "frame 5 · 0:05"  # the lane's first frame
+
+
+def test_lanes_line():
+    one = [lane_view(lane("gpu0", state="rendering", frame=3, sample=8, samples=32), 24)]
+    assert lanes_line(one) == "gpu0: frame 3 · 8/32 samples"
+    many = one + [lane_view(lane("gpu1", state="starting", phase="compiling GPU kernels"), 24),
+                  lane_view(lane("gpu2", frames_done=2), 24)]
+    assert lanes_line(many) == "1 of 3 lanes rendering, 1 compiling GPU kernels"
 
 
 def test_autotune_line_and_wrap():

@@ -11,7 +11,7 @@ import os
 import time
 
 from .. import monitor
-from ..dispatcher.job_text import JobView, get, job_view, wrap
+from ..dispatcher.job_text import JobView, get, job_view, lanes_line, wrap
 
 MESSAGE_LINES = 3
 ICON_CHARS = 4  # room the info button takes on the first message row, in characters
@@ -64,6 +64,8 @@ def message_lines(scene, job_dir: str, view: JobView | None) -> list[str]:
     if view is None:
         return idle_lines(scene)
     lines = [view.detail] if view.detail else []
+    if view.kind == "running" and view.lanes:
+        lines.append(lanes_line(view.lanes))
     if view.kind in ("cancelled", "stalled", "failed"):
         lines.insert(0, f"Resume renders {snapshot_text(job_dir)}")
     if view.note:
