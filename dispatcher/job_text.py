@@ -177,7 +177,7 @@ def lane_view(lane, total: int, now: float | None = None) -> LaneView:
         return LaneView(name, 0.0, "compiling GPU kernels")
     frame, sample, samples = get(lane, "frame"), get(lane, "sample", 0), get(lane, "samples")
     if state == "rendering" and frame is not None:
-        if samples and sample:
+        if samples and sample > 1:  # Cycles on the CPU reports 0, then 1, then all of them at the end
             return LaneView(name, min(sample / samples, 1.0), f"frame {frame} · {sample}/{samples} samples")
         return _timed_frame(lane, name, frame, now)
     if state in ("starting", "backoff"):

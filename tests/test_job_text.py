@@ -93,6 +93,8 @@ def test_a_frame_without_sample_counts_shows_its_time_against_the_usual():
     assert lane_view({**rendering, "seconds_per_frame": 13.0}, 24, now=105.0).text == "frame 5 · 0:05 of ~0:13"
     assert round(lane_view({**rendering, "seconds_per_frame": 13.0}, 24, now=105.0).factor, 2) == 0.38
     assert lane_view(rendering, 24, now=105.0).text == "frame 5 · 0:05"  # the lane's first frame
+    cpu = {**rendering, "sample": 1, "samples": 64, "seconds_per_frame": 10.0}  # as Cycles on the CPU reports
+    assert lane_view(cpu, 24, now=105.0).text == "frame 5 · 0:05 of ~0:10"
 
 
 def test_lanes_line():
