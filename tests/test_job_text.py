@@ -113,3 +113,16 @@ def test_autotune_line_and_wrap():
     assert autotune_line({"autotune": None}) == ""
     lines = wrap("the output folder /very/long/path/that/does/not/fit cannot be written", 20)
     assert all(len(line) <= 20 for line in lines) and " ".join(lines).startswith("the output folder")
+
+
+def test_a_still_in_automatic_mode_says_it_uses_every_card():
+    from dispatcher import autotune
+    from dispatcher.devices import Gpu
+
+    cards = [Gpu(i, "NVIDIA H200", f"GPU-{i}", f"00000000:{i + 1:02x}:00.0", 143_000, 140_000) for i in range(4)]
+    host = {"logical_cores": 64, "usable_cores": 64, "memory_total_mb": 512_000, "memory_available_mb": 480_000}
+    still = {"frame_start": 7, "frame_end": 7, "triangles": 0, "provisional": True}  # as the runner asks at start
+    choice = autotune.choose(still, cards, host)
+    assert (choice["layout"], choice["gpus_per_worker"]) == ("combined", 4)
+    line = job_view(status(done=0, total=1, autotune=choice), active=True).detail
+    assert line.startswith("Automatic — ") and "4 GPUs" in line and ";" not in line
