@@ -250,7 +250,8 @@ def cmd_encode(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .process import default_program, is_python_program
+    from .blender_scripts import DEMO_SCENE
+    from .process import blender_command, default_program
 
     program = default_program()
     if not program:
@@ -258,12 +259,8 @@ def cmd_demo(args) -> int:
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     blend = os.path.join(out, "demo.blend")
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_scene.py")
     build_args = ["--out", blend, "--frames", str(args.frames), "--size", args.size, "--samples", str(args.samples)]
-    if is_python_program(program):
-        argv = [program, script, *build_args]
-    else:
-        argv = [program, "-b", "--factory-startup", "--python", script, "--", *build_args]
+    argv = blender_command(program, DEMO_SCENE, build_args)
     print(f"building demo scene {blend} ...")
     subprocess.run(argv, check=True, capture_output=True)
     report = detect_gpus()

@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Protocol
 
-WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+from .blender_scripts import WORKER as WORKER_SCRIPT
 
 
 class WorkerHandle(Protocol):
@@ -146,9 +146,37 @@ def default_program() -> str | None:
     return shutil.which("blender")
 
 
+def blender_command(
+    program: str, script: str, args: list[str], *, blend: str | None = None, autoexec: bool | None = None
+) -> list[str]:
+    """argv that runs a bpy script (one of ``blender_scripts``) with ``args`` after ``--``.
+
+    A Python with bpy: ``python script -- args``. A Blender binary: ``blender -b --factory-startup
+    [--enable-autoexec|--disable-autoexec] [blend] --python script -- args`` (no autoexec flag when None).
+    """
+    if is_python_program(program):
+        return [program, script, "--", *args]
+    flags = [] if autoexec is None else ["--enable-autoexec" if autoexec else "--disable-autoexec"]
+    return [program, "-b", "--factory-startup", *flags, *([blend] if blend else []), "--python", script, "--", *args]
+
+
 def worker_command(program: str, blend: str, worker_args: list[str], trust: bool = False) -> list[str]:
     """argv for one worker; Blender binaries get --factory-startup and --disable-autoexec."""
     if is_python_program(program):
-        return [program, WORKER_SCRIPT, "--blend", blend, *worker_args, *(["--trust"] if trust else [])]
-    autoexec = "--enable-autoexec" if trust else "--disable-autoexec"
-    return [program, "-b", "--factory-startup", autoexec, blend, "--python", WORKER_SCRIPT, "--", *worker_args]
+        trusted = ["--trust"] if trust else []
+        return blender_command(program, WORKER_SCRIPT, ["--blend", blend, *worker_args, *trusted])
+    return blender_command(program, WORKER_SCRIPT, worker_args, blend=blend, autoexec=trust)
+
+
+def spawn_logged(argv: list[str], env: dict[str, str], log_path: str) -> subprocess.Popen:
+    """A process in its own session (kill_group ends it), stdout and stderr appended to ``log_path``."""
+    os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def kill_and_reap(process: subprocess.Popen) -> None:
+    """SIGKILL a process started by spawn_logged (its whole group) and wait for it."""
+    if process.poll() is None:
+        kill_group(process.pid)
+        process.wait()

@@ -6,8 +6,8 @@ import time
 import bpy
 
 from .. import monitor
+from ..planning import PlanError, plan_job, png_output
 from ..preferences import get_preferences, jobs_root, sync_devices
-from .job_plan import PlanError, plan_job, png_output
 
 SNAPSHOT = "snapshot.blend"
 
@@ -47,7 +47,7 @@ class GRF_OT_render_all(bpy.types.Operator):
             monitor.set_devices(detect_gpus())
             sync_devices(prefs, monitor.devices.gpus)
         try:
-            plan = plan_job(context, prefs, monitor.devices)
+            plan = plan_job(context, prefs, monitor.devices, bpy.app.binary_path)
         except PlanError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}

@@ -1,6 +1,6 @@
 """``python -m dispatcher bench``: render a benchmark scene of its own in every approach and compare.
 
-Builds a procedural scene (``scene.py``: ~775k triangles, glass/metal/emission, a moving camera; and a
+Builds a procedural scene (``bench_scene.py``: ~775k triangles, glass/metal/emission, a moving camera; and a
 ``deforming`` variant whose meshes change every frame), renders it with Blender's own multi-GPU mode, the
 manual per-GPU methods and this product's layouts, prints a table (wall time, frames/min, speed-up over
 Blender's combined default, share of the ideal bound, overhead between frames) and draws a PNG (per-lane

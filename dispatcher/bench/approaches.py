@@ -1,6 +1,6 @@
 """The approaches the benchmark compares, each run as real processes and timed frame by frame.
 
-Blender's own ways (through ``blender_run.py``, a bpy script run by the worker program):
+Blender's own ways (through ``blender_scripts/bench_timing.py``, a bpy script run by the worker program):
 
 * ``combined``      one Blender process, every GPU enabled, the whole range as ``blender -b -a`` (defaults)
 * ``combined-pd``   the same with persistent data on
@@ -25,18 +25,18 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 
 from .. import report
+from ..blender_scripts import BENCH_SCENE, BENCH_TIMING
+from ..process import blender_command, kill_and_reap, spawn_logged
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SCENE_SCRIPT = os.path.join(HERE, "scene.py")
-RUN_SCRIPT = os.path.join(HERE, "blender_run.py")
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(HERE))
+SCENE_SCRIPT = BENCH_SCENE
+RUN_SCRIPT = BENCH_TIMING
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 BLENDER_APPROACHES = ("combined", "combined-pd", "static-chunks", "fresh-per-frame")
 PRODUCT_APPROACHES = ("per-card", "per-card-m", "product-combined", "auto", "single")
@@ -139,15 +139,7 @@ def default_program() -> str | None:
     return sys.executable if importlib.util.find_spec("bpy") else shutil.which("blender")
 
 
-def is_python(program: str) -> bool:
-    return "python" in os.path.basename(program).lower()
-
-
-def script_command(program: str, script: str, args: list[str]) -> list[str]:
-    """argv that runs a bpy script: ``python script -- args`` or ``blender -b --factory-startup --python``."""
-    if is_python(program):
-        return [program, script, "--", *args]
-    return [program, "-b", "--factory-startup", "--python", script, "--", *args]
+script_command = blender_command  # python script -- args, or blender -b --factory-startup --python script -- args
 
 
 def lane_env(settings: Settings, gpu_indices: list[int] | None) -> dict[str, str]:
@@ -168,23 +160,8 @@ def lane_names(settings: Settings, count: int | None = None) -> list[str]:
     return [f"{prefix}{index}" for index in range(count or settings.lanes)]
 
 
-def kill(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        process.kill()
-    process.wait()
-
-
-def spawn(argv: list[str], env: dict, log_path: str) -> subprocess.Popen:
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
-    try:
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    finally:
-        log.close()
+kill = kill_and_reap
+spawn = spawn_logged
 
 
 # -- the scene ---------------------------------------------------------------------------------------------
@@ -260,7 +237,7 @@ def read_timing(path: str) -> list[dict]:
 
 
 def records_from_timing(events: list[dict], lane: str, launch: float, exit_time: float, frames: list[int]) -> list:
-    """frames.jsonl-style records from blender_run.py's render events.
+    """frames.jsonl-style records from bench_timing.py's render events.
 
     A frame runs from the previous frame's write (the first from when the file was loaded) to its own
     write; start-up (process launch to file loaded) is a ``setup`` record. Frames never written fail.
@@ -310,7 +287,7 @@ def _blender_args(settings: Settings, blend: str, frames: str, out: str, timing:
 
 
 def run_processes(settings: Settings, jobs: list[dict], slots: int, deadline: float) -> list[dict]:
-    """Run blender_run.py jobs, at most ``slots`` at once, a freed slot taking the next job (a queue).
+    """Run bench_timing.py jobs, at most ``slots`` at once, a freed slot taking the next job (a queue).
 
     Each job: {lane, slot, frames (list), blend, out, timing, persistent, threads, gpus, log}; returns the
     jobs with launch, exit and returncode filled in.

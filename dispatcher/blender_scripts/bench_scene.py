@@ -2,8 +2,8 @@
 
 Run with the worker program::
 
-    python dispatcher/bench/scene.py -- --output bench.blend --triangles 600000 --frames 64
-    blender -b --factory-startup --python dispatcher/bench/scene.py -- --output bench.blend --deforming
+    python dispatcher/blender_scripts/bench_scene.py -- --output bench.blend --triangles 600000 --frames 64
+    blender -b --factory-startup --python dispatcher/blender_scripts/bench_scene.py -- --output bench.blend --deforming
 
 The scene: a checkered ground, rows of metal monkeys and tori, glass spheres, emission pillars, an area
 light and a camera that circles the set (the camera moves every frame). ``--deforming`` adds geometry that
@@ -25,7 +25,7 @@ import bpy
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     argv = argv[argv.index("--") + 1 :] if "--" in argv else []
-    parser = argparse.ArgumentParser(prog="scene.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="bench_scene.py", description=__doc__.splitlines()[0])
     parser.add_argument("--output", required=True, help=".blend file to write")
     parser.add_argument("--triangles", type=int, default=750_000, help="approximate triangle budget")
     parser.add_argument("--frames", type=int, default=64, help="frame range 1..FRAMES")
