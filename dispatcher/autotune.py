@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 
+from .lanes import default_cpu_lanes
+
 # Memory model (MB). estimated_vram_mb comes from the worker's --inspect when it knows better.
 GPU_BASE_MB = 600  # CUDA context, OptiX pipeline and kernels, film buffers of a small frame
 GPU_MB_PER_TRIANGLE = 0.0004  # geometry + BVH on the card, ~400 bytes a triangle
@@ -118,7 +120,7 @@ def _cpu_choice(scene_info: dict, cpu: dict) -> dict:
     frames = max(1, frame_count(scene_info))
     # Cycles' CPU path tracing uses every thread well; the serial part (sync, BVH build, write) does not.
     # Several lanes with their own threads overlap those serial parts; 4+ cores per lane keeps tiles fed.
-    lanes = max(1, min(4, cores // 4)) if cores >= 8 else 1
+    lanes = default_cpu_lanes(cores)
     host = _host_workers(scene_info, cpu)
     if host is not None:
         lanes = min(lanes, host)

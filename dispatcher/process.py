@@ -15,20 +15,36 @@ from .blender_scripts import WORKER as WORKER_SCRIPT
 
 
 class WorkerHandle(Protocol):
-    """What the supervisor needs from a running worker (local process, Ray actor, test fake)."""
+    """What the supervisor needs from a running worker: LocalProcess, ray_backend.RayWorker, test fakes."""
 
-    pid: int | None
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid on this machine (None when it runs elsewhere or has not said yet)."""
 
-    def send(self, message: dict) -> None: ...
+    def send(self, message: dict) -> None:
+        """Send one command; a dead worker is not an error here (its exit event tells)."""
 
-    def poll(self) -> int | None: ...
+    def poll(self) -> int | None:
+        """The exit code once the worker ended, else None."""
 
-    def kill(self) -> None: ...
+    def kill(self) -> None:
+        """End the worker and everything it started, now."""
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait up to ``timeout`` seconds for the end; the exit code, or None if still running."""
+
+    def close(self) -> None:
+        """Release what the handle holds (pipes, a Ray actor) once the worker is done with."""
 
 
 class ProcessFactory(Protocol):
-    def start(self, key: tuple, argv: list[str], env: dict[str, str], log_path: str, inbox: queue.Queue):
+    def start(
+        self, key: tuple, argv: list[str], env: dict[str, str], log_path: str, inbox: queue.Queue
+    ) -> WorkerHandle:
         """Start a worker; its events go to ``inbox`` as (key, message); exit as {"event": "exit"}."""
+
+    def close(self) -> None:
+        """Release what the factory holds once the job ended (the Ray backend: actors, a Ray it started)."""
 
 
 class LocalProcess:
@@ -49,7 +65,7 @@ class LocalProcess:
             start_new_session=sys.platform != "win32",
             close_fds=True,
         )
-        self.pid = self._process.pid
+        self.pid: int | None = self._process.pid
         self._reader = threading.Thread(target=self._read, name=f"worker-{key[0]}", daemon=True)
         self._reader.start()
 
@@ -95,6 +111,14 @@ class LocalProcess:
         except subprocess.TimeoutExpired:
             return None
 
+    def close(self) -> None:
+        """Close the command pipe (a worker still running exits when its stdin closes)."""
+        try:
+            if self._process.stdin:
+                self._process.stdin.close()
+        except OSError:
+            pass
+
 
 def last_error_line(log_path: str) -> str | None:
     """The line that most likely says why a worker ended: the last 'Error' line of its latest run."""
@@ -124,8 +148,13 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
 
 
 class LocalFactory:
-    def start(self, key, argv, env, log_path, inbox):
+    def start(
+        self, key: tuple, argv: list[str], env: dict[str, str], log_path: str, inbox: queue.Queue
+    ) -> WorkerHandle:
         return LocalProcess(key, argv, env, log_path, inbox)
+
+    def close(self) -> None:
+        """Nothing to release: each worker is reaped by the supervisor."""
 
 
 def is_python_program(program: str) -> bool:

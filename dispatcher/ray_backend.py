@@ -290,6 +290,10 @@ class RayWorker:
         self._done.wait(timeout)
         return self.returncode
 
+    def close(self) -> None:
+        """Kill the actor (its GPU goes back to Ray); the polling thread does so too when it ends."""
+        self._release()
+
 
 def _env_overlay(env: dict[str, str]) -> dict[str, str | None]:
     """What the dispatcher changed in the worker's environment (None: unset), not its whole env."""

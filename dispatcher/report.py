@@ -15,6 +15,8 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .status import JobStatus, read_status
+
 # -- reading a job -----------------------------------------------------------------------------------------
 
 
@@ -124,24 +126,19 @@ class Job:
 def load_job(job_dir: str, title: str | None = None) -> Job:
     """Read a job folder; raises FileNotFoundError when it has neither frames.jsonl nor status.json."""
     frames_path = os.path.join(job_dir, "frames.jsonl")
-    status = read_json(os.path.join(job_dir, "status.json"))
-    if status is None and not os.path.exists(frames_path):
+    found = read_status(job_dir)
+    if found is None and not os.path.exists(frames_path):
         raise FileNotFoundError(f"{job_dir} is not a job folder (no frames.jsonl or status.json)")
     records = read_records(frames_path)
-    status = status or {}
-    frames = status.get("frames") or {}
+    status = found or JobStatus(state="")
     return Job(
-        title=title or f"job {status.get('job_id') or os.path.basename(os.path.abspath(job_dir))}",
+        title=title or f"job {status.job_id or os.path.basename(os.path.abspath(job_dir))}",
         records=records,
-        started=_number(status.get("started_at")),
-        finished=_number(status.get("finished_at")),
-        lanes=[
-            lane.get("name")
-            for lane in status.get("lanes") or []
-            if isinstance(lane, dict) and lane.get("name")
-        ],
-        state=status.get("state"),
-        total_frames=frames.get("total") if isinstance(frames, dict) else None,
+        started=_number(status.started_at),
+        finished=_number(status.finished_at),
+        lanes=[lane.name for lane in status.lanes if lane.name != "?"],
+        state=status.state or None,
+        total_frames=status.frames.get("total"),
     )
 
 

@@ -62,6 +62,7 @@ def add_arguments(parser) -> None:
 
 def make_settings(args) -> Settings:
     from ..devices import best_device_type, cpu_info, detect_gpus, select_gpus
+    from ..lanes import default_cpu_lanes
     from .approaches import default_program
 
     devices = detect_gpus()
@@ -87,7 +88,8 @@ def make_settings(args) -> Settings:
         threads, total = 0, cores
         uuids, names = [gpu.uuid for gpu in gpus], [gpu.name for gpu in gpus]
     else:
-        lanes = args.cpu_lanes or (max(2, min(4, cores // 8)) if cores >= 2 else 1)
+        # the product's CPU-lane rule, but at least two lanes (they stand in for GPUs) when two cores allow
+        lanes = args.cpu_lanes or (max(2, default_cpu_lanes(cores)) if cores >= 2 else 1)
         threads = max(1, cores // lanes)
         total = cores
         device = "CPU"

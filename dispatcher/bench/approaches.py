@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from .. import report
 from ..blender_scripts import BENCH_SCENE, BENCH_TIMING
 from ..process import blender_command, kill_and_reap, spawn_logged
+from ..status import read_status
 
 SCENE_SCRIPT = BENCH_SCENE
 RUN_SCRIPT = BENCH_TIMING
@@ -531,9 +532,9 @@ def run_product(settings: Settings, approach: str, variant: str, blend: str, fol
     records = [record for record in job.records if record.get("status") != "setup"]
     records += _setup_records(records, started)
     extra = {}
-    status = report.read_json(os.path.join(job_dir, "status.json")) or {}
-    if status.get("autotune"):
-        extra["autotune"] = status["autotune"]
+    status = read_status(job_dir)
+    if status and status.autotune:
+        extra["autotune"] = status.autotune
     summary = _last_json(log_path)
     if summary and summary.get("autotune"):
         extra["autotune"] = summary["autotune"]
