@@ -20,6 +20,7 @@ demo: venv
 
 lint: venv
 	$(PY) -m ruff check .
+	$(PY) -m mypy dispatcher
 
 test: venv lint
 	$(PY) -m pytest -m "not slow" -q

@@ -22,6 +22,7 @@ own choice was measured within 5 % of it.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from .lanes import default_cpu_lanes
 
@@ -271,11 +272,12 @@ def candidates(scene_info: dict, gpus: list, cpu: dict) -> list[dict]:
         return [first]
     options = [first]
     count = len(gpus)
-    for config in (
+    candidates: list[dict[str, Any]] = [
         {"layout": "per-card", "workers_per_gpu": 1, "gpus_per_worker": 1, "persistent_data": True},
         {"layout": "per-card", "workers_per_gpu": 2, "gpus_per_worker": 1, "persistent_data": False},
         {"layout": "combined", "workers_per_gpu": 1, "gpus_per_worker": count, "persistent_data": True},
-    ):
+    ]
+    for config in candidates:
         key = config_key(**config)
         if any(option["key"] == key for option in options) or not _feasible(config, scene_info, gpus, cpu):
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -123,7 +124,7 @@ def group_gpus(gpus: list[T], layout: str, size: int) -> list[list[T]]:
     return [[gpu] for gpu in gpus]
 
 
-def share_threads(lanes: list[Lane], threads: int | None, cores: int) -> None:
+def share_threads(lanes: Sequence[Lane], threads: int | None, cores: int) -> None:
     """Give each lane a fixed thread count so lanes do not fight over cores."""
     if not lanes:
         return

@@ -66,11 +66,14 @@ class LocalProcess:
             close_fds=True,
         )
         self.pid: int | None = self._process.pid
+        if self._process.stdin is None or self._process.stdout is None:
+            raise RuntimeError("worker started without pipes")
+        self._stdin, self._stdout = self._process.stdin, self._process.stdout
         self._reader = threading.Thread(target=self._read, name=f"worker-{key[0]}", daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        for raw in self._process.stdout:
+        for raw in self._stdout:
             line = raw.decode("utf-8", "replace").strip()
             if not line:
                 continue
@@ -88,8 +91,8 @@ class LocalProcess:
 
     def send(self, message: dict) -> None:
         try:
-            self._process.stdin.write((json.dumps(message) + "\n").encode())
-            self._process.stdin.flush()
+            self._stdin.write((json.dumps(message) + "\n").encode())
+            self._stdin.flush()
         except (BrokenPipeError, OSError, ValueError):
             pass  # the exit event tells the supervisor
 
@@ -101,7 +104,7 @@ class LocalProcess:
         if self._process.poll() is None:
             kill_group(self._process.pid)
         try:
-            self._process.stdin.close()
+            self._stdin.close()
         except OSError:
             pass
 
@@ -114,8 +117,7 @@ class LocalProcess:
     def close(self) -> None:
         """Close the command pipe (a worker still running exits when its stdin closes)."""
         try:
-            if self._process.stdin:
-                self._process.stdin.close()
+            self._stdin.close()
         except OSError:
             pass
 
@@ -131,7 +133,8 @@ def last_error_line(log_path: str) -> str | None:
     lines = [line.strip() for line in tail.split("=== start")[-1].splitlines()[1:]]
     lines = [line for line in lines if line and not line.startswith("===")]
     errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or [None])[-1]
+    found = errors or lines
+    return found[-1] if found else None
 
 
 def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:

@@ -37,6 +37,7 @@ import socket
 import sys
 import threading
 import time
+from typing import Any
 
 from . import ray_actor
 from .process import WORKER_SCRIPT
@@ -77,7 +78,7 @@ def connect(address: str | None) -> bool:
         return False
     if address:
         _probe(address)
-    options = {"namespace": NAMESPACE, "log_to_driver": False, "configure_logging": False}
+    options: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False, "configure_logging": False}
     try:
         if address:
             ray.init(address=address, **options)
@@ -227,7 +228,8 @@ class RayWorker:
     def _store_frame(self, message: dict) -> dict:
         """Write a shipped frame's bytes to the temporary path the supervisor asked for."""
         data = message.pop("data")
-        path = self._frame_paths.pop(message.get("frame"), None)
+        frame = message.get("frame")
+        path = self._frame_paths.pop(frame, None) if isinstance(frame, int) else None
         if path is None:
             return message
         try:
@@ -307,7 +309,7 @@ class RayFactory:
 
     def __init__(self, spec: JobSpec, lanes: list[RayLane], owns_ray: bool = False):
         self.lanes = {lane.name: lane for lane in lanes}
-        self.files = {"blend": spec.blend, "output_dir": spec.output_dir}
+        self.files: dict[str, Any] = {"blend": spec.blend, "output_dir": spec.output_dir}
         self.prefix = f"{ACTOR_PREFIX}{spec.job_id or 'job'}-{os.getpid()}-{int(time.time()) % 100000}"
         self.ship = bool(spec.extra.get("ray_ship_files"))
         self.owns_ray = owns_ray

@@ -14,6 +14,7 @@ import os
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from .status import JobStatus, read_status
 
@@ -22,7 +23,7 @@ from .status import JobStatus, read_status
 
 def read_records(path: str) -> list[dict]:
     """Frame events from a frames.jsonl file; unreadable lines (a half-written last line) are skipped."""
-    records = []
+    records: list[dict] = []
     if not os.path.exists(path):
         return records
     with open(path, encoding="utf-8") as handle:
@@ -64,6 +65,12 @@ def _number(value) -> float | None:
         return None
 
 
+def _time(value) -> float:
+    """_number for a time that must be there (0.0 when it is not)."""
+    number = _number(value)
+    return 0.0 if number is None else number
+
+
 @dataclass
 class Job:
     """What a report needs from a job folder (or from a benchmark run)."""
@@ -103,7 +110,7 @@ class Job:
 
     def final_status(self) -> dict[int, str]:
         """Each frame's last status (a frame retried after a failure counts once)."""
-        result: dict[int, str] = {}
+        result: dict[Any, str] = {}
         for record in sorted(self.records, key=lambda item: _number(item.get("end")) or 0.0):
             if record.get("status") in ("setup",):
                 continue
@@ -167,9 +174,9 @@ def frame_gaps(records: list[dict]) -> dict[str, list[float]]:
         by_lane.setdefault(str(record.get("lane", "?")), []).append(record)
     gaps: dict[str, list[float]] = {}
     for lane, items in by_lane.items():
-        items.sort(key=lambda item: _number(item["start"]))
+        items.sort(key=lambda item: _time(item["start"]))
         gaps[lane] = [
-            max(0.0, _number(later["start"]) - _number(earlier["end"]))
+            max(0.0, _time(later["start"]) - _time(earlier["end"]))
             for earlier, later in zip(items, items[1:], strict=False)
         ]
     return gaps
@@ -225,7 +232,7 @@ def lane_rows(job: Job) -> list[dict]:
         ]
         done = [record for record in items if record.get("status", "done") == "done"]
         spans = [
-            _number(record["end"]) - _number(record["start"]) for record in done if _number(record.get("end"))
+            _time(record["end"]) - _time(record["start"]) for record in done if _number(record.get("end"))
         ]
         renders = [
             float(record["render_seconds"])

@@ -75,6 +75,24 @@ class JobRun:
         self.device_type: str | None = None  # set by prepare()
         self.program = ""
 
+    @property
+    def sup(self) -> Supervisor:
+        """The supervisor prepare() made."""
+        if self.supervisor is None:
+            raise RuntimeError("JobRun.prepare() has not run")
+        return self.supervisor
+
+    @property
+    def devices(self) -> DeviceReport:
+        """This machine's devices, as preflight found them."""
+        if self.report is None:
+            raise RuntimeError("JobRun.prepare() has not run")
+        return self.report
+
+    @property
+    def device(self) -> str:
+        return self.device_type or "CPU"
+
     # -- set-up ----------------------------------------------------------------------------------
     def prepare(self) -> None:
         device_type, self.report, self.program = preflight(self.spec, self.report)
@@ -82,16 +100,17 @@ class JobRun:
         if self.spec.backend == "ray":
             from .ray_backend import prepare_ray  # lanes from the cluster's nodes, one Ray actor each
 
-            self.device_type, self.lanes, self.factory = prepare_ray(self.spec)
+            self.device_type, ray_lanes, self.factory = prepare_ray(self.spec)
+            self.lanes = list(ray_lanes)
         else:
             if self.spec.layout == "auto":
                 self._autotune()
             self.lanes = plan_lanes(self.spec, self.report, device_type)
         clean_stale_temps(self.spec.output_dir)
-        self.supervisor = self._new_supervisor()
+        self.supervisor = supervisor = self._new_supervisor()
         cached = self._cached_scene()
         if cached:
-            self.supervisor.scene = cached
+            supervisor.scene = cached
             self._on_scene(cached)
         elif self.spec.frames and self.extension:
             self._plan(parse_frames(self.spec.frames))
@@ -113,10 +132,10 @@ class JobRun:
     def _choose(self, scene: dict) -> dict:
         from . import autotune
 
-        gpus = self.report.gpus if self.device_type != "CPU" else []
+        gpus = self.devices.gpus if self.device_type != "CPU" else []
         if self.spec.gpus and gpus:
-            gpus = [gpu for lane in plan_lanes(self.spec, self.report, self.device_type) for gpu in lane.gpus]
-        return autotune.choose(scene, gpus, self.report.cpu)
+            gpus = [gpu for lane in plan_lanes(self.spec, self.devices, self.device) for gpu in lane.gpus]
+        return autotune.choose(scene, gpus, self.devices.cpu)
 
     def _apply_choice(self, choice: dict) -> None:
         self.autotune = choice
@@ -130,13 +149,13 @@ class JobRun:
 
     def _replan(self, choice: dict) -> None:
         """Swap the running lanes for the ones the real scene calls for; frames in flight go back."""
-        old = self.supervisor
+        old = self.sup
         old.shutdown(grace=0)  # the same job goes on at once: no polite quit
         self._apply_choice(choice)
-        self.lanes = plan_lanes(self.spec, self.report, self.device_type)
+        self.lanes = plan_lanes(self.spec, self.devices, self.device)
         self.supervisor = self._new_supervisor()
-        self.supervisor.scene = old.scene
-        self.supervisor.start()
+        self.sup.scene = old.scene
+        self.sup.start()
 
     def _new_supervisor(self) -> Supervisor:
         return Supervisor(
@@ -170,7 +189,7 @@ class JobRun:
             self.autotune_pending = False
             choice = self._choose(scene)
             keys = ("layout", "workers_per_gpu", "gpus_per_worker", "persistent_data", "cpu_lanes", "threads")
-            if any(choice.get(key) != self.autotune.get(key) for key in keys):
+            if any(choice.get(key) != (self.autotune or {}).get(key) for key in keys):
                 self.replan_choice = choice
             else:
                 self.autotune = choice
@@ -252,12 +271,12 @@ class JobRun:
     def run(self) -> JobStatus:
         jobs.write_pid(self.job_dir)
         self.prepare()
-        self.supervisor.start()
+        self.sup.start()
         state = "running"
         last_write = 0.0
         try:
-            while not self.supervisor.finished:
-                self.supervisor.step(timeout=0.1)
+            while not self.sup.finished:
+                self.sup.step(timeout=0.1)
                 if self.replan_choice is not None:
                     choice, self.replan_choice = self.replan_choice, None
                     self._replan(choice)
@@ -269,10 +288,10 @@ class JobRun:
                     self.message = f"output disk is full ({self.spec.output_dir}); finished frames are kept"
                     break
                 now = self.clock()
-                if self.supervisor.changed or now - last_write > 2.0:
+                if self.sup.changed or now - last_write > 2.0:
                     if now - last_write >= 0.2:
                         self.write_status("running")
-                        self.supervisor.changed = False
+                        self.sup.changed = False
                         last_write = now
         finally:
             self._stop_workers()
@@ -306,18 +325,18 @@ class JobRun:
             return False
 
     def _failure_message(self) -> str:
-        if self.supervisor.fatal_errors and all(run.blocklisted for run in self.supervisor.runs.values()):
-            return self.supervisor.fatal_errors[0]
+        if self.sup.fatal_errors and all(run.blocklisted for run in self.sup.runs.values()):
+            return self.sup.fatal_errors[0]
         if self.queue.failed:
             frame, error = next(iter(sorted(self.queue.failed.items())))
             return f"{len(self.queue.failed)} frame(s) failed; frame {frame}: {error}"
-        errors = [run.last_error for run in self.supervisor.runs.values() if run.last_error]
+        errors = [run.last_error for run in self.sup.runs.values() if run.last_error]
         return errors[-1] if errors else "job did not finish"
 
     def _stop_workers(self) -> None:
         """The supervisor ends every worker (quit, wait, kill, reap); no temporary file stays behind."""
         if self.supervisor is not None:
-            self.supervisor.shutdown(grace=3.0)
+            self.sup.shutdown(grace=3.0)
             clean_stale_temps(self.spec.output_dir)
             self.factory.close()  # the Ray backend kills its actors and shuts down a Ray it started
 

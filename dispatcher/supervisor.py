@@ -262,8 +262,8 @@ class Supervisor:
         run.phase = message.get("phase")
 
     def _on_done(self, run: LaneRun, message: dict) -> None:
-        frame = message.get("frame")
-        if run.state != RENDERING or frame != run.frame:
+        frame = run.frame
+        if run.state != RENDERING or frame is None or message.get("frame") != frame:
             return
         if frame in self.frames.done:  # the other copy won; this one is not needed
             self._remove_temp(run)

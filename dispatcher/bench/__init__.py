@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 from .. import report
 from .approaches import ALL_APPROACHES, BLENDER_APPROACHES, Run, Settings, build_scene, run_approach, warm_up
 
 VARIANTS = ("static", "deforming")
-QUICK = {"frames": 8, "resolution": "32x32", "samples": 4, "triangles": 20_000}
-FULL = {"frames": 64, "resolution": "1280x720", "samples": 128, "triangles": 750_000}
+QUICK: dict[str, Any] = {"frames": 8, "resolution": "32x32", "samples": 4, "triangles": 20_000}
+FULL: dict[str, Any] = {"frames": 64, "resolution": "1280x720", "samples": 128, "triangles": 750_000}
 TARGETS = {
     "per_card_vs_single": 1.05,  # per-card wall <= 1.05 x one worker's F/N frames on one GPU
     "vs_combined_default": 7.0,  # >= 7x faster than Blender combined (defaults), on >= 64 frames
@@ -70,7 +71,7 @@ def make_settings(args) -> Settings:
     use_gpu = bool(devices.gpus) and not args.cpu
     if args.gpu and not devices.gpus:
         raise SystemExit(f"error: --gpu given but this machine has no NVIDIA GPU ({devices.reason})")
-    size = dict(QUICK if (args.quick or not use_gpu) else FULL)
+    size: dict[str, Any] = dict(QUICK if (args.quick or not use_gpu) else FULL)
     program = args.blender or default_program()
     if not program:
         raise SystemExit("error: no Blender found: pass --blender PATH (a Blender binary or a Python with bpy)")
@@ -123,8 +124,7 @@ def make_settings(args) -> Settings:
 
 
 def first_frame_seconds(run: Run) -> float | None:
-    ends = [report._number(r.get("end")) for r in run.records if r.get("status") == "done"]
-    ends = [end for end in ends if end is not None]
+    ends = [end for r in run.records if r.get("status") == "done" and (end := report._number(r.get("end"))) is not None]
     return min(ends) - run.started if ends else None
 
 

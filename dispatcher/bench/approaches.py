@@ -29,10 +29,12 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from .. import report
 from ..blender_scripts import BENCH_SCENE, BENCH_TIMING
 from ..process import blender_command, kill_and_reap, spawn_logged
+from ..process import default_program as default_program  # the bench's import of it
 from ..status import read_status
 
 SCENE_SCRIPT = BENCH_SCENE
@@ -126,20 +128,6 @@ class Run:
 # -- programs ----------------------------------------------------------------------------------------------
 
 
-def default_program() -> str | None:
-    try:
-        from ..process import default_program as engine_default
-    except ImportError:
-        engine_default = None
-    if engine_default is not None:
-        return engine_default()
-    import importlib.util
-
-    if os.environ.get("GRF_BLENDER"):
-        return os.environ["GRF_BLENDER"]
-    return sys.executable if importlib.util.find_spec("bpy") else shutil.which("blender")
-
-
 script_command = blender_command  # python script -- args, or blender -b --factory-startup --python script -- args
 
 
@@ -225,7 +213,7 @@ def build_scene(settings: Settings, variant: str, log) -> tuple[str, dict]:
 
 
 def read_timing(path: str) -> list[dict]:
-    events = []
+    events: list[dict] = []
     if not os.path.exists(path):
         return events
     with open(path, encoding="utf-8") as handle:
@@ -247,8 +235,8 @@ def records_from_timing(events: list[dict], lane: str, launch: float, exit_time:
     loaded = next((event["t"] for event in events if event.get("event") == "loaded"), None)
     cursor = loaded if loaded is not None else exit_time
     records.append({"frame": None, "lane": lane, "start": launch, "end": cursor, "status": "setup"})
-    pre: dict[int, float] = {}
-    post: dict[int, float] = {}
+    pre: dict[Any, Any] = {}
+    post: dict[Any, Any] = {}
     written = set()
     for event in events:
         kind, frame, moment = event.get("event"), event.get("frame"), event.get("t")
@@ -343,8 +331,10 @@ def run_blender(settings: Settings, approach: str, variant: str, blend: str, fol
     out = os.path.join(folder, "frames")
     os.makedirs(out, exist_ok=True)
     logs = os.path.join(folder, "logs")
-    everything = None if not settings.is_cpu else []
-    base = {"blend": blend, "out": out}
+    everything: list[int] | None = None if not settings.is_cpu else []
+    base: dict[str, Any] = {"blend": blend, "out": out}
+    jobs: list[dict[str, Any]]
+    lanes: list[str]
     cpu = settings.is_cpu
     if approach in ("combined", "combined-pd"):
         persistent = approach == "combined-pd"

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import sys
+from typing import Any
 
 import bpy
 
@@ -162,7 +163,7 @@ def add_pillar(location, material) -> bpy.types.Object:
 # -- animation ---------------------------------------------------------------------------------------------
 
 
-def keyframe(owner, path: str, values: list[tuple[int, float]]) -> None:
+def keyframe(owner, path: str, values: list[tuple[int, Any]]) -> None:
     """Key ``owner.path`` at (frame, value) pairs."""
     for frame, value in values:
         *parents, attribute = path.split(".")

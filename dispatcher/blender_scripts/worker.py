@@ -301,7 +301,7 @@ def fault(frame: int | None = None, path: str | None = None) -> bool:
             time.sleep(1e6)
         if action == "error":
             raise RuntimeError(f"CUDA error: an illegal memory access was encountered (GRF_FAULT, frame {frame})")
-        if action in ("crash", "garbage"):
+        if action in ("crash", "garbage") and path:
             with open(path, "wb") as handle:
                 handle.write(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00")
             if action == "garbage":
