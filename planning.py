@@ -158,17 +158,40 @@ def plan_job(context, prefs, report, binary_path: str = "") -> Plan:
     if report.gpus and not gpus:
         raise PlanError("No GPU selected: tick at least one card in the GPU Render Farm panel")
     if not cycles:
-        name = "Eevee" if "EEVEE" in engine else "Workbench" if engine == "BLENDER_WORKBENCH" else engine
-        if settings.cpu_lane:
-            raise PlanError(f"The CPU lane needs Cycles: {name} cannot render on the processor")
-        if len(gpus) > 1 and settings.mode in ("PER_CARD", "GROUPS"):
-            raise PlanError(
-                f"Per-card GPU pinning only works with Cycles: {name} would render every worker on the same "
-                "GPU. Switch to Cycles, or choose 'Workers per GPU' with one card"
-            )
-        if not report.gpus:
-            plan.warnings.append(f"No GPU found ({report.reason}): {name} needs a GPU, workers may fail")
+        check_other_engine(plan, engine, settings, gpus, report)
+    choose_devices(plan, settings, prefs, gpus, report, cycles)
+    spec.threads = prefs.threads or None
+    spec.persistent_data = prefs.persistent_data
+    spec.trust_scripts = prefs.trust_scripts
+    spec.blender = worker_program(prefs, blend, binary_path)
+    spec.overwrite = "overwrite" if settings.overwrite else "skip"
+    spec.backend = prefs.backend.lower()
+    spec.ray_address = prefs.ray_address or None
+    spec.extra = {"audio_blend": blend, "scene": scene.name, "engine": engine}
+    try:
+        spec.validate()
+    except SpecError as error:
+        raise PlanError(str(error)) from None
+    return plan
 
+
+def check_other_engine(plan: Plan, engine: str, settings, gpus: list, report) -> None:
+    """Eevee and Workbench render on one GPU, never the CPU lane, and cannot be pinned per card."""
+    name = "Eevee" if "EEVEE" in engine else "Workbench" if engine == "BLENDER_WORKBENCH" else engine
+    if settings.cpu_lane:
+        raise PlanError(f"The CPU lane needs Cycles: {name} cannot render on the processor")
+    if len(gpus) > 1 and settings.mode in ("PER_CARD", "GROUPS"):
+        raise PlanError(
+            f"Per-card GPU pinning only works with Cycles: {name} would render every worker on the same "
+            "GPU. Switch to Cycles, or choose 'Workers per GPU' with one card"
+        )
+    if not report.gpus:
+        plan.warnings.append(f"No GPU found ({report.reason}): {name} needs a GPU, workers may fail")
+
+
+def choose_devices(plan: Plan, settings, prefs, gpus: list, report, cycles: bool) -> None:
+    """The layout, the cards and the device type the workers use."""
+    spec = plan.spec
     spec.layout = LAYOUTS[settings.mode]
     spec.gpus_per_worker = settings.gpus_per_worker if settings.mode == "GROUPS" else 1
     spec.workers_per_gpu = settings.workers_per_gpu if settings.mode == "SHARED" else 1
@@ -184,17 +207,3 @@ def plan_job(context, prefs, report, binary_path: str = "") -> Plan:
     elif cycles:
         spec.device_type = "CPU"
         plan.notes.append(f"No GPU found ({report.reason}): rendering on CPU lanes")
-
-    spec.threads = prefs.threads or None
-    spec.persistent_data = prefs.persistent_data
-    spec.trust_scripts = prefs.trust_scripts
-    spec.blender = worker_program(prefs, blend, binary_path)
-    spec.overwrite = "overwrite" if settings.overwrite else "skip"
-    spec.backend = prefs.backend.lower()
-    spec.ray_address = prefs.ray_address or None
-    spec.extra = {"audio_blend": blend, "scene": scene.name, "engine": engine}
-    try:
-        spec.validate()
-    except SpecError as error:
-        raise PlanError(str(error)) from None
-    return plan

@@ -16,7 +16,7 @@ import os
 import time
 from typing import Any
 
-from .. import report
+from .. import chart, report
 from .approaches import ALL_APPROACHES, BLENDER_APPROACHES, Run, Settings, build_scene, run_approach, warm_up
 
 VARIANTS = ("static", "deforming")
@@ -315,7 +315,7 @@ def draw(out_png: str, per_variant: dict[str, dict[str, Run]], analyses: dict[st
         jobs = [runs[name].job() for name in ALL_APPROACHES if name in runs]
         bound = analyses[variant]["ideal"]
         path = out_png + f".{variant}.png"
-        report.draw_chart(
+        chart.draw_chart(
             jobs, path, title=f"{variant} scene - {header}", ideal_fpm=bound["frames_per_minute"] if bound else None
         )
         parts.append(path)
