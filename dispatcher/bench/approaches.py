@@ -26,132 +26,29 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .. import report
 from ..blender_scripts import BENCH_SCENE, BENCH_TIMING
-from ..process import blender_command, kill_and_reap, spawn_logged
-from ..process import default_program as default_program  # the bench's import of it
-from ..status import read_status
+from ..process import blender_command, default_program, kill_and_reap, spawn_logged
+from .common import (
+    ALL_APPROACHES,
+    BLENDER_APPROACHES,
+    PRODUCT_APPROACHES,
+    Run,
+    Settings,
+    drop_frames,
+    lane_env,
+    lane_names,
+)
+from .product import product_args, run_product
 
+__all__ = ["ALL_APPROACHES", "BLENDER_APPROACHES", "PRODUCT_APPROACHES", "Run", "Settings", "build_scene",
+           "default_program", "lane_env", "product_args", "read_timing", "records_from_timing", "run_approach",
+           "script_command", "warm_up"]  # fmt: skip
 SCENE_SCRIPT = BENCH_SCENE
 RUN_SCRIPT = BENCH_TIMING
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-BLENDER_APPROACHES = ("combined", "combined-pd", "static-chunks", "fresh-per-frame")
-PRODUCT_APPROACHES = ("per-card", "per-card-m", "product-combined", "auto", "single")
-ALL_APPROACHES = BLENDER_APPROACHES + PRODUCT_APPROACHES
-
-
-@dataclass
-class Settings:
-    """One benchmark run: the machine's lanes and the scene's size."""
-
-    device: str  # CPU, OPTIX, CUDA
-    lanes: int  # N: GPUs, or CPU lanes standing in for them
-    threads: int  # threads per CPU lane (0 on GPUs)
-    total_threads: int
-    frames: int
-    resolution: str
-    samples: int
-    triangles: int
-    workers_per_gpu: int
-    program: str
-    out: str
-    gpu_uuids: list[str] = field(default_factory=list)
-    gpu_names: list[str] = field(default_factory=list)
-    timeout: float = 3600.0
-    keep_frames: bool = False
-    label: str = ""
-
-    @property
-    def is_cpu(self) -> bool:
-        return self.device == "CPU"
-
-
-@dataclass
-class Run:
-    """What one approach did: per-frame records in frames.jsonl form, and the wall time."""
-
-    approach: str
-    variant: str
-    title: str
-    started: float
-    finished: float
-    lanes: list[str]
-    records: list[dict]
-    frames: int
-    ok: bool = True
-    error: str = ""
-    note: str = ""
-    command: list[str] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def wall(self) -> float:
-        return max(0.0, self.finished - self.started)
-
-    def job(self) -> report.Job:
-        return report.Job(
-            title=self.title,
-            records=self.records,
-            started=self.started,
-            finished=self.finished,
-            lanes=self.lanes,
-            state="done" if self.ok else "failed",
-            total_frames=self.frames,
-        )
-
-    def save(self, folder: str) -> None:
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "frames.jsonl"), "w", encoding="utf-8") as handle:
-            for record in self.records:
-                handle.write(json.dumps(record) + "\n")
-        data = asdict(self)
-        data.pop("records")
-        data["wall"] = self.wall
-        with open(os.path.join(folder, "result.json"), "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1)
-
-    @classmethod
-    def load(cls, folder: str) -> Run:
-        with open(os.path.join(folder, "result.json"), encoding="utf-8") as handle:
-            data = json.load(handle)
-        data.pop("wall", None)
-        data["records"] = report.read_records(os.path.join(folder, "frames.jsonl"))
-        return cls(**data)
-
-
-# -- programs ----------------------------------------------------------------------------------------------
-
-
 script_command = blender_command  # python script -- args, or blender -b --factory-startup --python script -- args
-
-
-def lane_env(settings: Settings, gpu_indices: list[int] | None) -> dict[str, str]:
-    """Environment that pins a process: the GPUs it may see (None: every bench GPU), or no GPU on CPU."""
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    if settings.is_cpu:
-        env["CUDA_VISIBLE_DEVICES"] = ""
-        return env
-    uuids = settings.gpu_uuids if gpu_indices is None else [settings.gpu_uuids[index] for index in gpu_indices]
-    env["CUDA_VISIBLE_DEVICES"] = ",".join(uuids)
-    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-    return env
-
-
-def lane_names(settings: Settings, count: int | None = None) -> list[str]:
-    prefix = "cpu" if settings.is_cpu else "gpu"
-    return [f"{prefix}{index}" for index in range(count or settings.lanes)]
-
-
-kill = kill_and_reap
-spawn = spawn_logged
-
 
 # -- the scene ---------------------------------------------------------------------------------------------
 
@@ -309,12 +206,12 @@ def run_processes(settings: Settings, jobs: list[dict], slots: int, deadline: fl
             job["argv"] = argv
             job["launch"] = time.time()
             gpus = [slot] if job["gpus"] == "slot" else job["gpus"]
-            running[slot] = (spawn(argv, lane_env(settings, gpus), job["log"]), job)
+            running[slot] = (spawn_logged(argv, lane_env(settings, gpus), job["log"]), job)
         time.sleep(0.02)
         for slot, (process, job) in list(running.items()):
             code = process.poll()
             if code is None and time.time() > deadline:
-                kill(process)
+                kill_and_reap(process)
                 code = process.returncode
                 job["error"] = "timed out"
             if code is not None:
@@ -423,160 +320,8 @@ def run_blender(settings: Settings, approach: str, variant: str, blend: str, fol
         error="; ".join(errors[:3]),
         command=done[0].get("argv", []) if done else [],
     )
-    _drop_frames(settings, out)
+    drop_frames(settings, out)
     return run
-
-
-def _drop_frames(settings: Settings, out: str) -> None:
-    if not settings.keep_frames:
-        shutil.rmtree(out, ignore_errors=True)
-
-
-# -- this product ------------------------------------------------------------------------------------------
-
-
-def product_args(settings: Settings, approach: str, variant: str) -> tuple[list[str], str, int]:
-    """CLI flags for a product approach; also its title and its lane count."""
-    m = settings.workers_per_gpu
-    deforming = variant == "deforming"
-    if settings.is_cpu:
-        n, t = settings.lanes, settings.threads
-        table = {
-            "per-card": (["--layout", "per-card", "--cpu-lanes", str(n), "--threads", str(t)], "product per-card", n),
-            "per-card-m": (
-                ["--layout", "per-card", "--cpu-lanes", str(n * m), "--threads", str(max(1, t // m))],
-                f"product {m} workers/lane",
-                n * m,
-            ),
-            "product-combined": (
-                ["--layout", "combined", "--cpu-lanes", "1", "--threads", str(settings.total_threads)],
-                "product combined",
-                1,
-            ),
-            "auto": (["--layout", "auto"], "product --layout auto", 0),
-            "single": (["--layout", "per-card", "--cpu-lanes", "1", "--threads", str(t)], "one worker, one lane", 1),
-        }
-        args, title, lanes = table[approach]
-        args = ["--device", "CPU", *args]
-    else:
-        n = settings.lanes
-        every = ",".join(str(index) for index in range(n))
-        table = {
-            "per-card": (["--layout", "per-card"], "product per-card", n),
-            "per-card-m": (["--layout", "per-card", "--workers-per-gpu", str(m)], f"product {m} workers/GPU", n * m),
-            "product-combined": (["--layout", "combined"], "product combined", 1),
-            "auto": (["--layout", "auto"], "product --layout auto", 0),
-            "single": (["--layout", "per-card", "--gpus", "0"], "one worker, one GPU", 1),
-        }
-        args, title, lanes = table[approach]
-        args = ["--device", settings.device, *args]
-        if approach != "single":
-            args += ["--gpus", every]
-    if approach == "per-card-m" and deforming:
-        args.append("--no-persistent-data")
-        title += ", no persistent data"
-    return args, title, lanes
-
-
-def run_product(settings: Settings, approach: str, variant: str, blend: str, folder: str) -> Run:
-    frames = settings.frames if approach != "single" else math.ceil(settings.frames / settings.lanes)
-    args, title, _lanes = product_args(settings, approach, variant)
-    out = os.path.join(folder, "frames")
-    job_dir = os.path.join(folder, "job")
-    shutil.rmtree(job_dir, ignore_errors=True)
-    shutil.rmtree(out, ignore_errors=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "dispatcher",
-        "render",
-        blend,
-        "--frames",
-        f"1-{frames}",
-        "--output",
-        out,
-        "--job-dir",
-        job_dir,
-        "--overwrite",
-        "--blender",
-        settings.program,
-        "--json",
-        *args,
-    ]
-    env = lane_env(settings, None) if not settings.is_cpu else dict(os.environ)
-    env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
-    log_path = os.path.join(folder, "logs", "dispatcher.log")
-    started = time.time()
-    process = spawn(argv, env, log_path)
-    error = ""
-    try:
-        process.wait(timeout=settings.timeout)
-    except subprocess.TimeoutExpired:
-        kill(process)
-        error = "timed out"
-    finished = time.time()
-    try:
-        job = report.load_job(job_dir)
-    except FileNotFoundError:
-        job = report.Job(title=title, records=[])
-    records = [record for record in job.records if record.get("status") != "setup"]
-    records += _setup_records(records, started)
-    extra = {}
-    status = read_status(job_dir)
-    if status and status.autotune:
-        extra["autotune"] = status.autotune
-    summary = _last_json(log_path)
-    if summary and summary.get("autotune"):
-        extra["autotune"] = summary["autotune"]
-    if extra.get("autotune", {}).get("reason"):
-        title += f" [{extra['autotune'].get('key', extra['autotune'].get('layout'))}]"
-    ok = process.returncode == 0 and not error
-    if not ok and not error:
-        error = f"exit {process.returncode} (log {log_path})"
-    run = Run(
-        approach=approach,
-        variant=variant,
-        title=title,
-        started=started,
-        finished=finished,
-        lanes=job.lanes or sorted({str(record.get("lane")) for record in records}),
-        records=records,
-        frames=frames,
-        ok=ok,
-        error=error,
-        command=argv,
-        extra=extra,
-    )
-    _drop_frames(settings, out)
-    return run
-
-
-def _setup_records(records: list[dict], launch: float) -> list[dict]:
-    """Per lane: launch of the dispatcher -> the lane's first frame start, drawn as start-up."""
-    first: dict[str, float] = {}
-    for record in records:
-        lane = str(record.get("lane"))
-        start = report._number(record.get("start"))
-        if start is not None and (lane not in first or start < first[lane]):
-            first[lane] = start
-    return [
-        {"frame": None, "lane": lane, "start": launch, "end": start, "status": "setup"} for lane, start in first.items()
-    ]
-
-
-def _last_json(path: str) -> dict | None:
-    """The dispatcher's --json summary (the last JSON object printed to its log)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-    except OSError:
-        return None
-    start = text.rfind("\n{")
-    start = 0 if start < 0 and text.startswith("{") else start + 1
-    try:
-        return json.loads(text[start:]) if start >= 0 else None
-    except json.JSONDecodeError:
-        return None
 
 
 # -- warm-up -----------------------------------------------------------------------------------------------
