@@ -223,79 +223,60 @@ def run_processes(settings: Settings, jobs: list[dict], slots: int, deadline: fl
     return jobs
 
 
+def _combined_jobs(settings: Settings, approach: str, base: dict, frames: list[int]) -> tuple[list[dict], int, str]:
+    """One Blender process with every GPU, the whole range."""
+    persistent = approach == "combined-pd"
+    cpu, folder = settings.is_cpu, base["folder"]
+    job = dict(base["job"], lane="all" if not cpu else "cpu-all", frames=frames, persistent=persistent,
+               threads=settings.total_threads if cpu else 0, gpus=[] if cpu else None,
+               timing=os.path.join(folder, "timing-0.jsonl"),
+               log=os.path.join(folder, "logs", "combined.log"))  # fmt: skip
+    return [job], 1, "Blender combined" + (" + persistent data" if persistent else ", defaults")
+
+
+def _chunk_jobs(settings: Settings, base: dict, frames: list[int]) -> tuple[list[dict], int, str]:
+    """The manual method: one process per GPU, contiguous chunks of the range."""
+    chunk, folder, jobs = math.ceil(len(frames) / settings.lanes), base["folder"], []
+    for index, lane in enumerate(lane_names(settings)):
+        part = frames[index * chunk : (index + 1) * chunk]
+        if part:  # persistent None: the file's setting, Blender's default (off)
+            jobs.append(dict(base["job"], lane=lane, frames=part, persistent=None,
+                             threads=settings.threads if settings.is_cpu else 0,
+                             gpus=[] if settings.is_cpu else [index],
+                             timing=os.path.join(folder, f"timing-{lane}.jsonl"),
+                             log=os.path.join(folder, "logs", f"{lane}.log")))  # fmt: skip
+    return jobs, len(jobs), f"static chunks, {settings.lanes} processes"
+
+
+def _fresh_jobs(settings: Settings, base: dict, frames: list[int]) -> tuple[list[dict], int, str]:
+    """A new process for every frame, from a shared queue; each pinned to the GPU of the slot it lands in."""
+    folder = base["folder"]
+    jobs = [dict(base["job"], frames=[frame], persistent=None, threads=settings.threads if settings.is_cpu else 0,
+                 gpus=[] if settings.is_cpu else "slot", timing=os.path.join(folder, f"timing-f{frame}.jsonl"),
+                 log=os.path.join(folder, "logs", f"frame{frame}.log"))
+            for frame in frames]  # fmt: skip
+    return jobs, settings.lanes, "fresh process per frame"
+
+
 def run_blender(settings: Settings, approach: str, variant: str, blend: str, folder: str) -> Run:
     frames = list(range(1, settings.frames + 1))
     out = os.path.join(folder, "frames")
     os.makedirs(out, exist_ok=True)
-    logs = os.path.join(folder, "logs")
-    everything: list[int] | None = None if not settings.is_cpu else []
-    base: dict[str, Any] = {"blend": blend, "out": out}
-    jobs: list[dict[str, Any]]
-    lanes: list[str]
-    cpu = settings.is_cpu
+    base = {"folder": folder, "job": {"blend": blend, "out": out}}
     if approach in ("combined", "combined-pd"):
-        persistent = approach == "combined-pd"
-        jobs = [
-            dict(
-                base,
-                lane="all" if not cpu else "cpu-all",
-                frames=frames,
-                persistent=persistent,
-                threads=settings.total_threads if cpu else 0,
-                gpus=everything,
-                timing=os.path.join(folder, "timing-0.jsonl"),
-                log=os.path.join(logs, "combined.log"),
-            )
-        ]
-        slots = 1
+        jobs, slots, title = _combined_jobs(settings, approach, base, frames)
         lanes = [jobs[0]["lane"]]
-        title = "Blender combined" + (" + persistent data" if persistent else ", defaults")
     elif approach == "static-chunks":
-        chunk = math.ceil(len(frames) / settings.lanes)
+        jobs, slots, title = _chunk_jobs(settings, base, frames)
         lanes = lane_names(settings)
-        jobs = []
-        for index, lane in enumerate(lanes):
-            part = frames[index * chunk : (index + 1) * chunk]
-            if not part:
-                continue
-            jobs.append(
-                dict(
-                    base,
-                    lane=lane,
-                    frames=part,
-                    persistent=None,  # the file's setting: Blender's default, off
-                    threads=settings.threads if cpu else 0,
-                    gpus=[] if cpu else [index],
-                    timing=os.path.join(folder, f"timing-{lane}.jsonl"),
-                    log=os.path.join(logs, f"{lane}.log"),
-                )
-            )
-        slots = len(jobs)
-        title = f"static chunks, {settings.lanes} processes"
     elif approach == "fresh-per-frame":
+        jobs, slots, title = _fresh_jobs(settings, base, frames)
         lanes = lane_names(settings)
-        jobs = [
-            dict(
-                base,
-                frames=[frame],
-                persistent=None,
-                threads=settings.threads if cpu else 0,
-                timing=os.path.join(folder, f"timing-f{frame}.jsonl"),
-                log=os.path.join(logs, f"frame{frame}.log"),
-            )
-            for frame in frames
-        ]
-        slots = settings.lanes
-        title = "fresh process per frame"
     else:
         raise ValueError(f"not a Blender approach: {approach}")
-
     for path in [job["timing"] for job in jobs]:
         if os.path.exists(path):
             os.remove(path)
-    if approach == "fresh-per-frame":
-        for job in jobs:
-            job["gpus"] = [] if cpu else "slot"  # pinned to the GPU of the slot it lands in
     started = time.time()
     done = run_processes(settings, jobs, slots, started + settings.timeout)
     finished = time.time()
@@ -307,19 +288,9 @@ def run_blender(settings: Settings, approach: str, variant: str, blend: str, fol
         )
         if job.get("returncode"):
             errors.append(f"{job['lane']}: exit {job['returncode']} {job.get('error', '')} (log {job['log']})".strip())
-    run = Run(
-        approach=approach,
-        variant=variant,
-        title=title,
-        started=started,
-        finished=finished,
-        lanes=lanes,
-        records=records,
-        frames=len(frames),
-        ok=not errors,
-        error="; ".join(errors[:3]),
-        command=done[0].get("argv", []) if done else [],
-    )
+    run = Run(approach=approach, variant=variant, title=title, started=started, finished=finished, lanes=lanes,
+              records=records, frames=len(frames), ok=not errors, error="; ".join(errors[:3]),
+              command=done[0].get("argv", []) if done else [])  # fmt: skip
     drop_frames(settings, out)
     return run
 

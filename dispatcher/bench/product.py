@@ -66,24 +66,8 @@ def run_product(settings: Settings, approach: str, variant: str, blend: str, fol
     job_dir = os.path.join(folder, "job")
     shutil.rmtree(job_dir, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "dispatcher",
-        "render",
-        blend,
-        "--frames",
-        f"1-{frames}",
-        "--output",
-        out,
-        "--job-dir",
-        job_dir,
-        "--overwrite",
-        "--blender",
-        settings.program,
-        "--json",
-        *args,
-    ]
+    argv = [sys.executable, "-m", "dispatcher", "render", blend, "--frames", f"1-{frames}", "--output", out,
+            "--job-dir", job_dir, "--overwrite", "--blender", settings.program, "--json", *args]  # fmt: skip
     env = lane_env(settings, None) if not settings.is_cpu else dict(os.environ)
     env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
     log_path = os.path.join(folder, "logs", "dispatcher.log")
@@ -102,13 +86,7 @@ def run_product(settings: Settings, approach: str, variant: str, blend: str, fol
         job = report.Job(title=title, records=[])
     records = [record for record in job.records if record.get("status") != "setup"]
     records += _setup_records(records, started)
-    extra = {}
-    status = read_status(job_dir)
-    if status and status.autotune:
-        extra["autotune"] = status.autotune
-    summary = _last_json(log_path)
-    if summary and summary.get("autotune"):
-        extra["autotune"] = summary["autotune"]
+    extra = _autotune_choice(job_dir, log_path)
     if extra.get("autotune", {}).get("reason"):
         title += f" [{extra['autotune'].get('key', extra['autotune'].get('layout'))}]"
     ok = process.returncode == 0 and not error
@@ -130,6 +108,18 @@ def run_product(settings: Settings, approach: str, variant: str, blend: str, fol
     )
     drop_frames(settings, out)
     return run
+
+
+def _autotune_choice(job_dir: str, log_path: str) -> dict:
+    """{"autotune": choice} from the job's status, or the dispatcher's last JSON line; {} without one."""
+    extra = {}
+    status = read_status(job_dir)
+    if status and status.autotune:
+        extra["autotune"] = status.autotune
+    summary = _last_json(log_path)
+    if summary and summary.get("autotune"):
+        extra["autotune"] = summary["autotune"]
+    return extra
 
 
 def _setup_records(records: list[dict], launch: float) -> list[dict]:
