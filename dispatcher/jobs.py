@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+from .lane_state import LaneState
 from .spec import JobSpec, SpecError, write_json_atomic
 from .status import TERMINAL_STATES, JobStatus, read_status, write_status
 
@@ -224,7 +225,7 @@ def cancel_job(job_dir: str, wait: float = 15.0) -> bool:
         status.state = status.phase = status.message = "cancelled"
         status.updated_at = time.time()
         for lane in status.lanes:
-            lane.state, lane.pid, lane.frame = "stopped", None, None
+            lane.state, lane.pid, lane.frame = LaneState.STOPPED.value, None, None
         write_status(job_dir, status)
     return True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from .. import monitor
+from ..dispatcher.lane_state import FAILED, RENDERING, STOPPED
 from ..dispatcher.status import JobStatus, LaneStatus
 
 STATE_ICONS = {"starting": "TIME", "running": "RENDER_ANIMATION", "done": "CHECKMARK", "failed": "ERROR",
@@ -28,17 +29,17 @@ def lane_text(lane: LaneStatus) -> tuple[float, str]:
     if lane.phase and "compil" in lane.phase:
         return 0.0, "compiling GPU kernels"
     frame, sample, samples = lane.frame, lane.sample, lane.samples
-    if state == "rendering" and frame is not None:
+    if state == RENDERING and frame is not None:
         if sample is not None and samples:
             return min(sample / samples, 1.0), f"frame {frame}  {sample}/{samples} samples"
         return 0.0, f"frame {frame}"
-    return (1.0 if state == "stopped" else 0.0), f"{state}, {lane.frames_done} frames"
+    return (1.0 if state == STOPPED else 0.0), f"{state}, {lane.frames_done} frames"
 
 
 def draw_lanes(layout, lanes: list[LaneStatus]) -> None:
     for lane in lanes:
         row = layout.row()
-        failed = lane.blocklisted or lane.state == "failed"
+        failed = lane.blocklisted or lane.state == FAILED
         row.alert = failed
         split = row.split(factor=0.25)
         split.label(text=lane.name, icon="ERROR" if failed else "BLANK1")
