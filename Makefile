@@ -41,4 +41,4 @@ ray: venv
 	$(PY) -m pip install -q -e ".[ray]"
 
 clean:
-	rm -rf build dist demo_out bench_out .pytest_cache .ruff_cache
+	rm -rf build dist demo_out bench_out .pytest_cache .ruff_cache .mypy_cache
