@@ -79,7 +79,7 @@ class LaneActor:
         import subprocess
 
         try:
-            self._process = subprocess.Popen(
+            process = subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -93,10 +93,11 @@ class LaneActor:
             self._add_log(f"cannot start {argv[0]}: {error}\n".encode())
             self._started.set()
             return
+        self._process = process
         self._started.set()
-        reader = threading.Thread(target=self._read_log, name="log", daemon=True)
+        reader = threading.Thread(target=self._read_log, args=(process.stderr,), name="log", daemon=True)
         reader.start()
-        for raw in self._process.stdout:
+        for raw in process.stdout or ():
             line = raw.decode("utf-8", "replace").strip()
             if not line:
                 continue
@@ -109,7 +110,7 @@ class LaneActor:
                 if self._ship_out and message["event"] == "done":
                     message = self._attach_frame(message)
                 self._events.put(message)
-        code = self._process.wait()
+        code = process.wait()
         reader.join(5)
         if self._ship_out:
             import shutil
@@ -128,8 +129,7 @@ class LaneActor:
                     "error": f"cannot read the rendered frame on the node: {error.strerror}"}  # fmt: skip
         return {**message, "data": data}
 
-    def _read_log(self) -> None:
-        stream = self._process.stderr
+    def _read_log(self, stream) -> None:
         while True:
             chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
             if not chunk:

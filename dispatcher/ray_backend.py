@@ -136,7 +136,9 @@ def actor_class():
         from ray import cloudpickle
 
         cloudpickle.register_pickle_by_value(ray_actor)
-        _ACTOR_CLASS = ray.remote(max_restarts=0, max_concurrency=1, concurrency_groups={"poll": 1})(LaneActor)
+        # Ray's type stubs do not list the concurrency options of ray.remote, which Ray accepts
+        remote = ray.remote(max_restarts=0, max_concurrency=1, concurrency_groups={"poll": 1})  # type: ignore[call-overload]
+        _ACTOR_CLASS = remote(LaneActor)
     return _ACTOR_CLASS
 
 
