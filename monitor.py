@@ -14,15 +14,14 @@ import time
 import bpy
 from bpy.app.handlers import persistent
 
-from .dispatcher.job_text import get
+from .dispatcher.status import ACTIVE_STATES, JobStatus
 
 INTERVAL = 1.0
 LAUNCH_GRACE = 30.0  # seconds a launched job may take to write its pid
-ACTIVE_STATES = ("starting", "running")
 
 devices = None  # DeviceReport from the last explicit refresh
 cycles_devices: list[tuple[str, str]] = []  # (name, type) when NVML has no GPU
-_status: dict[str, tuple[tuple, dict | None]] = {}  # job dir -> (file signature, status)
+_status: dict[str, tuple[tuple, JobStatus | None]] = {}  # job dir -> (file signature, status)
 _encodes: dict[str, threading.Thread] = {}
 _was_active: dict[str, bool] = {}  # job dir -> whether the last tick found it active
 _launched: dict[str, float] = {}  # job dir -> when this Blender launched (or resumed) it
@@ -50,10 +49,10 @@ def _signature(job_dir: str) -> tuple:
 
 def _output_dir(job_dir: str) -> str | None:
     cached = _status.get(job_dir)
-    return get(cached[1], "output_dir") if cached else None
+    return cached[1].output_dir if cached and cached[1] else None
 
 
-def status(job_dir: str) -> dict | None:
+def status(job_dir: str) -> JobStatus | None:
     """The job's last known status (read once if never read); None when there is none yet."""
     if not job_dir:
         return None
@@ -121,7 +120,7 @@ def cancelling(job_dir: str) -> bool:
 def stalled(job_dir: str) -> bool:
     """The status says running but no dispatcher is alive (killed, machine rebooted)."""
     current = status(job_dir)
-    return get(current, "state") in ACTIVE_STATES and not dispatcher_alive(job_dir)
+    return current is not None and current.state in ACTIVE_STATES and not dispatcher_alive(job_dir)
 
 
 def _finish_cancel(job_dir: str) -> None:

@@ -1,7 +1,6 @@
 """What the panel says about a job, as sentences read once: one headline, each error once, lane bars.
 
-No bpy: the Blender panel draws a ``JobView``; tests and other front ends can build one from a status.
-The status may be the dict of ``status.json`` or an object with the same fields.
+No bpy: the Blender panel draws a ``JobView``; tests and other front ends can build one from a JobStatus.
 """
 
 from __future__ import annotations
@@ -11,18 +10,11 @@ import time
 from dataclasses import dataclass, field
 
 from .error_hints import clean, distinct, hint
+from .status import JobStatus, LaneStatus
 
 ICONS = {"starting": "TIME", "running": "RENDER_ANIMATION", "done": "CHECKMARK", "failed": "ERROR",
          "cancelled": "CANCEL", "stalled": "ERROR", "cancelling": "TIME", "encoding": "FILE_MOVIE",
          "queued": "SORTTIME", "idle": "RENDER_ANIMATION"}
-
-
-def get(obj, name: str, default=None):
-    """A field of a status dict or a status object."""
-    if obj is None:
-        return default
-    value = obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
-    return default if value is None else value
 
 
 def format_seconds(seconds) -> str:
@@ -73,20 +65,22 @@ class JobView:
         return ICONS.get(self.kind, "QUESTION")
 
 
-def _frames(status) -> tuple[int, int, int]:
-    frames = get(status, "frames", {})
-    return get(frames, "done", 0), get(frames, "total", 0), get(frames, "skipped", 0)
+def _frames(status: JobStatus | None) -> tuple[int, int, int]:
+    frames = status.frames if status else {}
+    return frames.get("done", 0), frames.get("total", 0), frames.get("skipped", 0)
 
 
-def problems(status) -> list[Problem]:
+def problems(status: JobStatus | None) -> list[Problem]:
     """Each distinct error once: failed frames grouped by error, then lane errors not seen there."""
     found: dict[str, Problem] = {}
-    failed = get(status, "failed_frames", {}) or {}
+    if status is None:
+        return []
+    failed = status.failed_frames
     for frame, error in sorted(failed.items(), key=lambda item: _frame_number(item[0])):
         text = clean(error or "failed")
         found.setdefault(text, Problem(text, hint(text))).frames.append(str(frame))
-    lane_errors = [get(lane, "last_error") for lane in get(status, "lanes", [])]
-    for text in distinct([*lane_errors, get(status, "message")]):
+    lane_errors = [lane.last_error for lane in status.lanes]
+    for text in distinct([*lane_errors, status.message]):
         known = any(text in seen or seen in text for seen in found)  # a summary that quotes a frame's error
         if text.lower() not in ("cancelled", "done", "failed") and not known:
             found[text] = Problem(text, hint(text))
@@ -104,8 +98,8 @@ def _why(problem: Problem) -> str:
     return problem.hint or problem.text
 
 
-def stopped_headline(status, found: list[Problem]) -> tuple[str, str]:
-    lanes = len(get(status, "lanes", []))
+def stopped_headline(status: JobStatus, found: list[Problem]) -> tuple[str, str]:
+    lanes = len(status.lanes)
     where = " on every card" if lanes > 1 else ""
     with_frames = [problem for problem in found if problem.frames]
     if with_frames:
@@ -118,14 +112,17 @@ def stopped_headline(status, found: list[Problem]) -> tuple[str, str]:
     return f"Stopped — {done}/{total} frames done", ""
 
 
-def headline(status, *, active: bool, encoding: bool = False, cancelling: bool = False) -> tuple[str, str, str]:
+def headline(
+    status: JobStatus | None, *, active: bool, encoding: bool = False, cancelling: bool = False
+) -> tuple[str, str, str]:
     """(kind, bar, note) for the job's state; ``active``: the dispatcher runs (or was just launched)."""
     done, total, skipped = _frames(status)
-    state, phase = get(status, "state", "starting"), get(status, "phase", "")
+    state, phase = (status.state, status.phase or "") if status else ("starting", "")
+    queued = getattr(status, "queued_behind", None)  # a queue may hold the job behind another
     if encoding or (state == "running" and "encod" in phase):
         return "encoding", f"Encoding video — {done} frames", ""
-    if get(status, "queued_behind"):
-        return "queued", f"Queued behind {get(status, 'queued_behind')}", ""
+    if queued:
+        return "queued", f"Queued behind {queued}", ""
     if cancelling and active:
         return "cancelling", f"Cancelling — {done}/{total} frames done", ""
     if status is None or state == "starting":
@@ -137,11 +134,11 @@ def headline(status, *, active: bool, encoding: bool = False, cancelling: bool =
     if state == "running":
         if not active:
             return "stalled", f"Interrupted — {done}/{total} frames done", "press Resume to finish"
-        eta = get(status, "eta_seconds")
+        eta = status.eta_seconds
         left = f", {format_seconds(eta)} left" if eta is not None else ""
         return "running", f"Rendering — {done}/{total} frames{left}", ""
     if state == "done":
-        elapsed = get(status, "elapsed", 0.0)
+        elapsed = status.elapsed
         rendered = max(done - skipped, 0)
         rate = f" ({rendered / elapsed * 60:.0f} frames/min)" if elapsed and rendered > 1 else ""
         frames = "1 frame" if rendered == 1 else f"{rendered} frames"
@@ -152,30 +149,30 @@ def headline(status, *, active: bool, encoding: bool = False, cancelling: bool =
     return ("failed", *stopped_headline(status, problems(status)))
 
 
-def _timed_frame(lane, name: str, frame, now: float | None) -> LaneView:
+def _timed_frame(lane: LaneStatus, name: str, frame: int, now: float | None) -> LaneView:
     """A frame with no sample count yet (CPU tiles, Eevee): the time it has taken, against the lane's usual."""
-    started = get(lane, "frame_started_at")
+    started = lane.frame_started_at
     if not started:
         return LaneView(name, 0.0, f"frame {frame}")
     spent = max((time.time() if now is None else now) - started, 0.0)
-    usual = get(lane, "seconds_per_frame")
+    usual = lane.seconds_per_frame
     if usual:
         text = f"frame {frame} · {format_seconds(spent)} of ~{format_seconds(usual)}"
         return LaneView(name, min(spent / usual, 0.99), text)
     return LaneView(name, 0.0, f"frame {frame} · {format_seconds(spent)}")
 
 
-def lane_view(lane, total: int, now: float | None = None) -> LaneView:
+def lane_view(lane: LaneStatus, total: int, now: float | None = None) -> LaneView:
     """One lane's bar: in-frame samples while rendering, the share of the job it did once stopped."""
-    name, state = get(lane, "name", "?"), get(lane, "state", "?")
-    frames_done, failures = get(lane, "frames_done", 0), get(lane, "failures", 0)
+    name, state = lane.name, lane.state
+    frames_done, failures = lane.frames_done, lane.failures
     share = min(frames_done / total, 1.0) if total else 0.0
     did = f"{frames_done} frame{'s' if frames_done != 1 else ''}"
-    if get(lane, "blocklisted"):
+    if lane.blocklisted:
         return LaneView(name, share, f"stopped after {failures} failures · {did}", True)
-    if "compil" in get(lane, "phase", ""):
+    if "compil" in (lane.phase or ""):
         return LaneView(name, 0.0, "compiling GPU kernels")
-    frame, sample, samples = get(lane, "frame"), get(lane, "sample", 0), get(lane, "samples")
+    frame, sample, samples = lane.frame, lane.sample or 0, lane.samples
     if state == "rendering" and frame is not None:
         if samples and sample > 1:  # Cycles on the CPU reports 0, then 1, then all of them at the end
             return LaneView(name, min(sample / samples, 1.0), f"frame {frame} · {sample}/{samples} samples")
@@ -185,13 +182,13 @@ def lane_view(lane, total: int, now: float | None = None) -> LaneView:
     return LaneView(name, share, f"{state} · {did}", state == "failed")
 
 
-def autotune_line(status) -> str:
+def autotune_line(status: JobStatus | None) -> str:
     """The automatic layout's choice and why, in one sentence; empty when the layout was chosen by hand."""
-    choice = get(status, "autotune")
+    choice = status.autotune if status else None
     if not choice:
         return ""
-    reason = get(choice, "reason", "").split("; ")[0]
-    return f"Automatic — {reason}" if reason else f"Automatic — {get(choice, 'layout', 'per-card')}"
+    reason = (choice.get("reason") or "").split("; ")[0]
+    return f"Automatic — {reason or choice.get('layout', 'per-card')}"
 
 
 def lanes_line(lanes: list[LaneView]) -> str:
@@ -204,11 +201,11 @@ def lanes_line(lanes: list[LaneView]) -> str:
     return line + (f", {compiling} compiling GPU kernels" if compiling else "")
 
 
-def job_view(status, *, active: bool, encoding: bool = False, cancelling: bool = False) -> JobView:
+def job_view(status: JobStatus | None, *, active: bool, encoding: bool = False, cancelling: bool = False) -> JobView:
     """The whole job box from a status (None before the dispatcher wrote one)."""
     kind, bar, note = headline(status, active=active, encoding=encoding, cancelling=cancelling)
     done, total, _ = _frames(status)
-    lanes = [lane_view(lane, total) for lane in get(status, "lanes", [])]
+    lanes = [lane_view(lane, total) for lane in status.lanes] if status else []
     factor = done / total if total else 0.0
     return JobView(kind, bar, note, factor, autotune_line(status), problems(status), lanes)
 

@@ -7,12 +7,12 @@ import sys
 import bpy
 
 from .. import monitor
-from ..dispatcher.job_text import get
 
 
 def output_dir(context) -> str:
     job_dir = context.scene.gpu_render_farm.job_dir
-    return get(monitor.status(job_dir), "output_dir", "")
+    status = monitor.status(job_dir)
+    return (status.output_dir if status else None) or ""
 
 
 def opener_missing() -> str | None:

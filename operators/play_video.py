@@ -5,12 +5,12 @@ import os
 import bpy
 
 from .. import monitor
-from ..dispatcher.job_text import get
 from .open_output import open_path
 
 
 def video_path(job_dir: str) -> str:
-    video = get(monitor.status(job_dir), "video", "")
+    status = monitor.status(job_dir)
+    video = (status.video if status else None) or ""
     return video if video and os.path.isfile(video) else ""
 
 
@@ -24,7 +24,8 @@ class GRF_OT_play_video(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         job_dir = context.scene.gpu_render_farm.job_dir
-        return get(monitor.status(job_dir), "state") == "done" and not monitor.is_active(job_dir)
+        status = monitor.status(job_dir)
+        return status is not None and status.state == "done" and not monitor.is_active(job_dir)
 
     def execute(self, context):
         job_dir = context.scene.gpu_render_farm.job_dir

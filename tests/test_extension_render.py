@@ -113,7 +113,7 @@ def test_eevee_cannot_pin_cards(farm):
     gpus = [farm.devices.Gpu(i, "NVIDIA H200", f"GPU-{i}", f"00000000:1{i}:00.0", 143771, 143000) for i in (0, 1)]
     farm.monitor.set_devices(farm.devices.DeviceReport(gpus=gpus))
     farm.scene.render.engine = "BLENDER_EEVEE"
-    plan_job = importlib.import_module(f"{NAME}.operators.job_plan").plan_job
+    plan_job = importlib.import_module(f"{NAME}.planning").plan_job
     plan = plan_job(bpy.context, farm.preferences.get_preferences(bpy.context), farm.monitor.devices)
     assert plan.spec.layout == "combined"  # Automatic: one worker on the cards, no per-card pinning
     farm.scene.gpu_render_farm.mode = "PER_CARD"
@@ -123,7 +123,7 @@ def test_eevee_cannot_pin_cards(farm):
 
 
 def test_movie_output_renders_png_frames(farm):
-    plan_job = importlib.import_module(f"{NAME}.operators.job_plan").plan_job
+    plan_job = importlib.import_module(f"{NAME}.planning").plan_job
     save(farm)
     farm.scene.render.image_settings.media_type = "VIDEO"
     plan = plan_job(bpy.context, farm.preferences.get_preferences(bpy.context), farm.monitor.devices)
@@ -179,7 +179,8 @@ def test_render_all_runs_detached_and_finishes(farm):
 
     # Encode Video from the panel (the MP4 gone, as for a job rendered without one) becomes Play Video
     os.remove(status["video"])
-    farm.jobs.write_status(job_dir, {**status, "video": None})
+    status.video = None
+    farm.jobs.write_status(job_dir, status)
     farm.monitor.poll(job_dir)
     assert bpy.ops.grf.play_video() == {"FINISHED"}
     assert farm.monitor.encoding(job_dir) and farm.monitor.tick() == farm.monitor.INTERVAL
@@ -215,7 +216,7 @@ def test_reopening_the_file_reattaches_to_its_job(farm):
 
 
 def test_per_card_device_type_and_workers_reach_the_job(farm):
-    plan_job = importlib.import_module(f"{NAME}.operators.job_plan").plan_job
+    plan_job = importlib.import_module(f"{NAME}.planning").plan_job
     save(farm)
     gpus = [farm.devices.Gpu(i, "NVIDIA H200", f"GPU-{i}", f"00000000:1{i}:00.0", 143771, 143000) for i in (0, 1)]
     report = farm.devices.DeviceReport(gpus=gpus)

@@ -1,20 +1,25 @@
 """The panel's sentences (bpy-free): headlines read once, each error once with its hint, lane bars."""
 
+from dataclasses import replace
+
 from dispatcher.error_hints import HINTS, clean, distinct, hint
 from dispatcher.job_text import autotune_line, job_view, lane_view, lanes_line, wrap
+from dispatcher.status import JobStatus, LaneStatus
 
 OIDN = "cpu0: Error: Failed to denoise, build has no OpenImageDenoise support"
 
 
-def status(state="running", done=14, total=24, failed=None, lanes=(), **extra):
-    return {"state": state, "phase": extra.pop("phase", state), "elapsed": extra.pop("elapsed", 62.0),
-            "eta_seconds": extra.pop("eta", 14.0), "failed_frames": failed or {}, "lanes": list(lanes),
-            "message": extra.pop("message", None),
-            "frames": {"total": total, "done": done, "skipped": extra.pop("skipped", 0)}, **extra}
+def status(state="running", done=14, total=24, failed=None, lanes=(), **extra) -> JobStatus:
+    return JobStatus.from_json({
+        "state": state, "phase": extra.pop("phase", state), "elapsed": extra.pop("elapsed", 62.0),
+        "eta_seconds": extra.pop("eta", 14.0), "failed_frames": failed or {}, "message": extra.pop("message", None),
+        "lanes": [lane.to_json() for lane in lanes],
+        "frames": {"total": total, "done": done, "skipped": extra.pop("skipped", 0)}, **extra})
 
 
-def lane(name, state="stopped", frames_done=0, last_error=None, **extra):
-    return {"name": name, "state": state, "frames_done": frames_done, "last_error": last_error, **extra}
+def lane(name, state="stopped", frames_done=0, last_error=None, **extra) -> LaneStatus:
+    return LaneStatus.from_json({"name": name, "state": state, "frames_done": frames_done, "last_error": last_error,
+                                 **extra})
 
 
 def said(status, **flags) -> tuple[str, str]:
@@ -90,10 +95,11 @@ def test_stopped_lane_bar_shows_its_share_not_full():
 
 def test_a_frame_without_sample_counts_shows_its_time_against_the_usual():
     rendering = lane("cpu0", state="rendering", frame=5, sample=0, samples=512, frame_started_at=100.0)
-    assert lane_view({**rendering, "seconds_per_frame": 13.0}, 24, now=105.0).text == "frame 5 · 0:05 of ~0:13"
-    assert round(lane_view({**rendering, "seconds_per_frame": 13.0}, 24, now=105.0).factor, 2) == 0.38
+    usual = replace(rendering, seconds_per_frame=13.0)
+    assert lane_view(usual, 24, now=105.0).text == "frame 5 · 0:05 of ~0:13"
+    assert round(lane_view(usual, 24, now=105.0).factor, 2) == 0.38
     assert lane_view(rendering, 24, now=105.0).text == "frame 5 · 0:05"  # the lane's first frame
-    cpu = {**rendering, "sample": 1, "samples": 64, "seconds_per_frame": 10.0}  # as Cycles on the CPU reports
+    cpu = replace(rendering, sample=1, samples=64, seconds_per_frame=10.0)  # as Cycles on the CPU reports
     assert lane_view(cpu, 24, now=105.0).text == "frame 5 · 0:05 of ~0:10"
 
 
@@ -109,8 +115,8 @@ def test_autotune_line_and_wrap():
     choice = {"layout": "groups", "gpus_per_worker": 4,
               "reason": "groups: only 1 frame for 4 GPUs, so each frame gets 4 GPUs; measured 1.00 s/frame"}
     expected = "Automatic — groups: only 1 frame for 4 GPUs, so each frame gets 4 GPUs"
-    assert autotune_line({"autotune": choice}) == expected
-    assert autotune_line({"autotune": None}) == ""
+    assert autotune_line(status(autotune=choice)) == expected
+    assert autotune_line(status(autotune=None)) == ""
     lines = wrap("the output folder /very/long/path/that/does/not/fit cannot be written", 20)
     assert all(len(line) <= 20 for line in lines) and " ".join(lines).startswith("the output folder")
 

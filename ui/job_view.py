@@ -11,7 +11,7 @@ import os
 import time
 
 from .. import monitor
-from ..dispatcher.job_text import JobView, get, job_view, lanes_line, wrap
+from ..dispatcher.job_text import JobView, job_view, lanes_line, wrap
 
 MESSAGE_LINES = 3
 ICON_CHARS = 4  # room the info button takes on the first message row, in characters
@@ -42,14 +42,14 @@ def current_view(job_dir: str) -> JobView | None:
 def idle_lines(scene) -> list[str]:
     import bpy
 
-    from ..operators.job_plan import output_target
+    from ..planning import output_target
 
     settings = scene.gpu_render_farm
     if settings.mode == "AUTO":
         mode = "Automatic — the layout is picked at start"
     else:
         mode = f"Mode: {settings.bl_rna.properties['mode'].enum_items[settings.mode].name}"
-    folder, pattern = output_target(scene)
+    folder, pattern = output_target(scene, bpy.data.filepath)
     try:
         folder = bpy.path.relpath(folder) if bpy.data.filepath else folder
     except ValueError:  # another drive (Windows)
@@ -75,7 +75,7 @@ def message_lines(scene, job_dir: str, view: JobView | None) -> list[str]:
     if monitor.encode_errors.get(job_dir):
         lines.insert(0, f"Video encoding failed: {monitor.encode_errors[job_dir]}")
     if view.kind == "done" and not lines:
-        lines.append(f"Frames in {get(monitor.status(job_dir), 'output_dir', '')}")
+        lines.append(f"Frames in {status.output_dir if (status := monitor.status(job_dir)) else ''}")
     return lines
 
 
@@ -118,10 +118,10 @@ def draw_actions(layout, job_dir: str, view: JobView | None) -> dict:
     else:
         button(split, "grf.resume_job", "Resume", "PLAY", True)
     right = split.row(align=True)
-    button(right, "grf.open_output", "Open Output", "FILE_FOLDER", bool(get(status, "output_dir")), "")
+    button(right, "grf.open_output", "Open Output", "FILE_FOLDER", bool(status and status.output_dir), "")
     if kind == "encoding":
         button(right, "grf.play_video", "Encoding…", "TIME", False)
-    elif get(status, "video") and os.path.isfile(get(status, "video")):
+    elif status and status.video and os.path.isfile(status.video):
         button(right, "grf.play_video", "Play Video", "PLAY", not alive)
     else:
         button(right, "grf.play_video", "Encode Video", "FILE_MOVIE", kind == "done" and not alive)

@@ -6,7 +6,7 @@ The same fixed-height job block is drawn at the top of Properties › Render (se
 import bpy
 
 from .. import monitor
-from ..operators.job_plan import is_movie, output_target
+from ..planning import is_movie, output_target
 from ..preferences import get_preferences
 from .job_view import draw_block, draw_details
 
@@ -60,7 +60,7 @@ def draw_settings(layout, scene) -> None:
     else:
         col.prop(settings, "frames")
     col.prop(settings, "output_dir")
-    folder, pattern = output_target(scene)
+    folder, pattern = output_target(scene, bpy.data.filepath)
     col.label(text=f"Frames go to {folder}/{pattern}", icon="BLANK1")
     col.prop(settings, "overwrite")
     if is_movie(scene):
