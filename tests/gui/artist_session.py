@@ -4,7 +4,9 @@ Blender opens the saved scene; a timer drives the session step by step: one real
 the panel's Render button, found by hovering until Blender says the button under the pointer is ours, then
 the panel's and the Render menu's operators. Each step waits for what the panel itself drew
 (``ui.job_view.last_drawn``, written by its draw code), asserts on it and takes a screenshot.
-Results go to $GRF_GUI_OUT/session.json; the exit status is 0 only when every check passed.
+Blender is then closed mid-render; run.sh starts a new one on the file (GRF_GUI_PHASE=reopen), which must
+show the job that kept rendering. Results go to $GRF_GUI_OUT/session-<phase>.json; the exit status is 0
+only when every check passed.
 """
 
 import importlib
@@ -22,6 +24,7 @@ import bpy
 OUT = os.environ["GRF_GUI_OUT"]
 EXT = os.environ.get("GRF_GUI_MODULE", "bl_ext.user_default.gpu_render_farm")
 FRAMES = 24
+PHASE = os.environ.get("GRF_GUI_PHASE", "main")  # main: the session; reopen: a new Blender after closing
 steps: list[dict] = []
 
 
@@ -269,13 +272,44 @@ def reopen_mid_render():
     shot("12-reopened-done", "done")
 
 
+def close_mid_render():
+    """Start one more render and quit Blender while it runs; the next phase reopens the file."""
+    bpy.context.scene.render.filepath = "//render_closed/shot_"
+    check(op("render_all") == {"FINISHED"}, "Render Animation pressed before closing Blender")
+    yield from until(lambda: drawn()["kind"] == "running" and frames_done() >= 1, 240, "the render to close on")
+    with open(os.path.join(OUT, "closed-job.txt"), "w", encoding="utf-8") as handle:
+        handle.write(job_dir())
+
+
+def reopened_after_restart():
+    """A new Blender opens the file: the panel shows the job that kept rendering, and follows it to the end."""
+    with open(os.path.join(OUT, "closed-job.txt"), encoding="utf-8") as handle:
+        job = handle.read()
+    check(job_dir() == job, "the file saved with its job")
+    window, area, _region = properties()
+    area.spaces.active.context = "RENDER"
+    area.tag_redraw()
+    yield from until(lambda: drawn().get("job_dir") == job and drawn()["kind"] in ("running", "done"), 30,
+                     "the reopened Blender's panel showing the job")
+    if drawn()["kind"] == "running":
+        check(drawn()["busy"] and drawn()["buttons"]["Cancel"], "Cancel offered for the job still rendering")
+        shot("13-restarted", "running")
+    yield from until(kind_is("done", busy=False), 400, "the job done in the reopened Blender")
+    check(drawn()["bar"].startswith("Done — "), "the done headline after the restart")
+    shot("14-restarted-done", "done")
+
+
 def session():
     yield 2.0
+    if PHASE == "reopen":
+        yield from reopened_after_restart()
+        return
     yield from start_with_a_real_click()
     yield from render_cancel_resume()
     yield from encode_and_menu()
     yield from denoise_without_oidn()
     yield from reopen_mid_render()
+    yield from close_mid_render()
 
 
 def finish(code: int, error: str = "") -> None:
@@ -283,7 +317,7 @@ def finish(code: int, error: str = "") -> None:
         jobs = importlib.import_module(EXT + ".dispatcher.jobs")
         if job_dir() and jobs.is_running(job_dir()):
             jobs.cancel_job(job_dir())
-    with open(os.path.join(OUT, "session.json"), "w", encoding="utf-8") as handle:
+    with open(os.path.join(OUT, f"session-{PHASE}.json"), "w", encoding="utf-8") as handle:
         json.dump({"ok": code == 0, "error": error, "blender": bpy.app.version_string, "python": sys.version,
                    "steps": steps}, handle, indent=1, ensure_ascii=False)
     print(f"GUI session in Blender {bpy.app.version_string}, Python {sys.version.split()[0]}:",
@@ -293,7 +327,8 @@ def finish(code: int, error: str = "") -> None:
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    shutil.rmtree(os.path.join(os.path.dirname(bpy.data.filepath), "render"), ignore_errors=True)
+    if PHASE == "main":
+        shutil.rmtree(os.path.join(os.path.dirname(bpy.data.filepath), "render"), ignore_errors=True)
     steps_left = session()
 
     def tick():

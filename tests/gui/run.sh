@@ -22,6 +22,10 @@ for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; slee
 status=0
 GRF_GUI_OUT="$OUT" timeout 1500 blender "$WORK/shot.blend" --python tests/gui/artist_session.py \
   >"$OUT/blender.log" 2>&1 || status=$?
+if [ $status -eq 0 ]; then  # Blender was closed mid-render: a new one opens the file
+  GRF_GUI_OUT="$OUT" GRF_GUI_PHASE=reopen timeout 600 blender "$WORK/shot.blend" \
+    --python tests/gui/artist_session.py >>"$OUT/blender.log" 2>&1 || status=$?
+fi
 grep -E "^GUI " "$OUT/blender.log" || true
 if [ $status -ne 0 ]; then
   echo "error: the real-window session failed (exit $status); last lines of $OUT/blender.log:"
