@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from .error_hints import clean, distinct, hint
+from .lane_state import BACKOFF, FAILED, RENDERING, STARTING
 from .status import JobStatus, LaneStatus
 
 ICONS = {"starting": "TIME", "running": "RENDER_ANIMATION", "done": "CHECKMARK", "failed": "ERROR",
@@ -173,13 +174,13 @@ def lane_view(lane: LaneStatus, total: int, now: float | None = None) -> LaneVie
     if "compil" in (lane.phase or ""):
         return LaneView(name, 0.0, "compiling GPU kernels")
     frame, sample, samples = lane.frame, lane.sample or 0, lane.samples
-    if state == "rendering" and frame is not None:
+    if state == RENDERING and frame is not None:
         if samples and sample > 1:  # Cycles on the CPU reports 0, then 1, then all of them at the end
             return LaneView(name, min(sample / samples, 1.0), f"frame {frame} · {sample}/{samples} samples")
         return _timed_frame(lane, name, frame, now)
-    if state in ("starting", "backoff"):
-        return LaneView(name, 0.0, "starting" if state == "starting" else "restarting")
-    return LaneView(name, share, f"{state} · {did}", state == "failed")
+    if state in (STARTING, BACKOFF):
+        return LaneView(name, 0.0, "starting" if state == STARTING else "restarting")
+    return LaneView(name, share, f"{state} · {did}", state == FAILED)
 
 
 def autotune_line(status: JobStatus | None) -> str:
