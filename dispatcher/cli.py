@@ -198,8 +198,10 @@ def cmd_render(args) -> int:
 def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False, report=None) -> int:
     from .runner import run_job
 
+    from .timeline import process_start_time
+
     printer = ProgressPrinter(enabled=not quiet and not as_json)
-    status = run_job(job_dir, on_status=printer, report=report)
+    status = run_job(job_dir, on_status=printer, report=report, command_started=process_start_time())
     printer.close()
     if as_json:
         print(json.dumps(status, indent=1))

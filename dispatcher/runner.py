@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import jobs
+from . import jobs, timeline
 from .devices import DeviceReport, best_device_type, detect_gpus
 from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
@@ -110,6 +110,7 @@ class JobRun:
         on_status: Callable[[dict], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         supervisor_config: SupervisorConfig | None = None,
+        command_started: float | None = None,
     ):
         self.job_dir = job_dir
         self.spec = jobs.load_spec(job_dir)
@@ -136,6 +137,7 @@ class JobRun:
         self.autotune_pending = False
         self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
+        self.times = {"command": command_started or self.started_wall}
 
     # -- set-up ----------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -255,6 +257,7 @@ class JobRun:
         self._plan(frames)
 
     def _plan(self, frames: list[int]) -> None:
+        self.times.setdefault("frames_planned", time.time())
         already = set()
         if self.spec.overwrite == "skip":
             already = {frame for frame in frames if check_image(self._final(frame)) is None}
@@ -314,30 +317,40 @@ class JobRun:
     def run(self) -> dict:
         jobs.write_pid(self.job_dir)
         self.prepare()
+        self.times["dispatcher_ready"] = time.time()
         self.supervisor.start()
-        state = "running"
-        last_write = 0.0
         try:
-            while not self.supervisor.finished:
-                self.supervisor.step(timeout=0.1)
-                if self.replan_choice is not None:
-                    choice, self.replan_choice = self.replan_choice, None
-                    self._replan(choice)
-                if self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request")):
-                    state = "cancelled"
-                    break
-                if self._disk_full():
-                    state = "failed"
-                    self.message = f"output disk is full ({self.spec.output_dir}); finished frames are kept"
-                    break
-                now = self.clock()
-                if self.supervisor.changed or now - last_write > 2.0:
-                    if now - last_write >= 0.2:
-                        self.write_status("running")
-                        self.supervisor.changed = False
-                        last_write = now
+            state = self._supervise()
         finally:
-            self._stop_workers()
+            self._kill_workers()
+        try:
+            return self._finish(state)
+        finally:
+            self._reap_workers()
+
+    def _supervise(self) -> str:
+        """Step the supervisor until every frame is done, or the job is cancelled or fails."""
+        last_write = 0.0
+        while not self.supervisor.finished:
+            self.supervisor.step(timeout=0.1)
+            if self.replan_choice is not None:
+                choice, self.replan_choice = self.replan_choice, None
+                self._replan(choice)
+            if self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request")):
+                return "cancelled"
+            if self._disk_full():
+                self.message = f"output disk is full ({self.spec.output_dir}); finished frames are kept"
+                return "failed"
+            now = self.clock()
+            if self.supervisor.changed or now - last_write > 2.0:
+                if now - last_write >= 0.2:
+                    self.write_status("running")
+                    self.supervisor.changed = False
+                    last_write = now
+        return "running"
+
+    def _finish(self, state: str) -> dict:
+        """The job's end: its final status is written while the killed workers are still being reaped."""
         if state == "running":
             state = "done" if not self.queue.failed and self.queue.finished else "failed"
             if state == "failed" and not self.message:
@@ -376,23 +389,29 @@ class JobRun:
         errors = [run.last_error for run in self.supervisor.runs.values() if run.last_error]
         return errors[-1] if errors else "job did not finish"
 
-    def _stop_workers(self) -> None:
-        """Quit idle workers politely, kill the rest, and leave no temporary file behind."""
-        supervisor = self.supervisor
-        if supervisor is None:
+    def _kill_workers(self) -> None:
+        """Kill every worker at once (no polite quit and wait: a finished job has nothing in flight, and a
+        cancelled one puts its frames back), and leave no temporary file behind."""
+        if self.supervisor is None:
             return
-        handles = [run.handle for run in supervisor.runs.values() if run.handle is not None]
-        for run in supervisor.runs.values():
-            if run.handle is not None and run.frame is None and run.state in ("ready", "stopped"):
-                run.handle.send({"cmd": "quit"})
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and any(handle.poll() is None for handle in handles):
-            time.sleep(0.05)
-        supervisor.shutdown()
+        self.supervisor.kill_all()
         clean_stale_temps(self.spec.output_dir)
+
+    def _reap_workers(self) -> None:
+        """After the final status: wait until every worker is gone, close the backend, write the timeline."""
+        supervisor = self.supervisor
+        if supervisor is not None:
+            supervisor.reap()
+        self.times["workers_stopped"] = time.time()
         close = getattr(self.factory, "close", None)
         if close:
             close()  # the Ray backend kills its actors and shuts down a Ray it started
+        self.times["exit"] = time.time()
+        if supervisor is not None:
+            try:
+                timeline.write(self.job_dir, self.times, {name: run.times for name, run in supervisor.runs.items()})
+            except OSError:
+                pass
 
     def status(self, state: str, phase: str | None = None, **extra) -> dict:
         supervisor = self.supervisor

@@ -54,6 +54,7 @@ class LaneRun:
     rendered_once: bool = False
     idle_stopped: bool = False  # quit for want of work; may be started again
     backup: bool = False  # the current frame is a second copy of another lane's frame
+    times: dict = field(default_factory=dict)  # timeline events (wall clock), see timeline.py
 
     def seconds_per_frame(self) -> float | None:
         recent = self.wall_seconds[-8:]
@@ -133,6 +134,7 @@ class Supervisor:
         run.generation += 1
         run.state, run.frame, run.sample, run.samples = STARTING, None, None, None
         run.last_activity = self.clock()
+        run.times.setdefault("spawned", self.wall_clock())
         run.handle = self.start_worker(run.lane, (run.lane.name, run.generation), self.inbox)
         run.pid = getattr(run.handle, "pid", None)
         self.changed = True
@@ -196,19 +198,14 @@ class Supervisor:
             frame = self.frames.take(run.lane.name, others)
             if frame is None:
                 continue
-            temp_path, _final = self.paths(frame, run.lane.name)
-            run.state, run.frame, run.temp_path = RENDERING, frame, temp_path
-            run.sample, run.samples, run.phase = None, None, None
-            run.frame_sent_at, run.frame_sent_wall = self.clock(), self.wall_clock()
-            run.last_activity = run.frame_sent_at
-            run.handle.send({"cmd": "render", "frame": frame, "path": temp_path})
-            self.changed = True
+            self._send_frame(run, frame)
 
     def _send_frame(self, run: LaneRun, frame: int, backup: bool = False) -> None:
         temp_path, _final = self.paths(frame, run.lane.name)
         run.state, run.frame, run.temp_path, run.backup = RENDERING, frame, temp_path, backup
         run.sample, run.samples, run.phase = None, None, None
         run.frame_sent_at, run.frame_sent_wall = self.clock(), self.wall_clock()
+        run.times.setdefault("first_frame_sent", run.frame_sent_wall)
         run.last_activity = run.frame_sent_at
         run.handle.send({"cmd": "render", "frame": frame, "path": temp_path})
         self.changed = True
@@ -272,23 +269,34 @@ class Supervisor:
         if run.handle is not None:
             run.handle.send({"cmd": "quit"})
         run.state, run.idle_stopped = STOPPED, idle
+        run.times["quit_sent"] = self.wall_clock()
         self.changed = True
 
     def shutdown(self, wait: float = 5.0) -> None:
         """Stop every worker now: in-flight frames go back to the queue, temporary files are removed;
         then reap each worker (up to ``wait`` seconds), so none is left behind."""
+        self.kill_all()
+        self.reap(wait)
+
+    def kill_all(self) -> None:
+        """Kill every worker at once, without waiting (all die in parallel; nothing finished is lost)."""
         for run in self.runs.values():
             if run.frame is not None:
                 self.frames.release(run.frame)
+            if run.handle is not None and run.handle.poll() is None:
+                run.times.pop("exit", None)  # stamped again once this worker is reaped
             self._kill(run)
             if run.state in LIVE_STATES:
                 run.state = STOPPED
             run.frame = None
+        self.changed = True
+
+    def reap(self, wait: float = 5.0) -> None:
+        """Wait for the killed workers to be gone (at most ``wait`` seconds each; they die in parallel)."""
         for run in self.runs.values():
             reap = getattr(run.handle, "wait", None)
-            if reap:
-                reap(wait)
-        self.changed = True
+            if reap and reap(wait) is not None and "exit" not in run.times:
+                run.times["exit"] = self.wall_clock()
 
     def _kill(self, run: LaneRun) -> None:
         if run.handle is not None:
@@ -325,6 +333,9 @@ class Supervisor:
         run.pid = message.get("pid", run.pid)
         run.visible = message.get("visible")
         run.node = message.get("node")
+        for key, value in (message.get("times") or {}).items():
+            run.times.setdefault(key, value)
+        run.times.setdefault("ready", self.wall_clock())
         if self.scene is None and message.get("scene"):
             self.scene = message["scene"]
             if self.on_scene:
@@ -333,6 +344,7 @@ class Supervisor:
     def _on_progress(self, run: LaneRun, message: dict) -> None:
         if message.get("frame") == run.frame:
             run.sample, run.samples, run.phase = message.get("sample"), message.get("samples"), None
+            run.times.setdefault("first_sample", self.wall_clock())
 
     def _on_phase(self, run: LaneRun, message: dict) -> None:
         run.phase = message.get("phase")
@@ -359,6 +371,8 @@ class Supervisor:
         run.rendered_once = True
         run.render_seconds.append(float(message.get("seconds") or 0.0))
         run.wall_seconds.append(now - run.frame_sent_at)
+        run.times.setdefault("first_frame_done", self.wall_clock())
+        run.times["last_frame_done"] = self.wall_clock()
         self.frames.complete(frame)
         for other in self.runs.values():  # the losing copy of a backed-up frame
             if other is not run and other.state == RENDERING and other.frame == frame:
@@ -400,6 +414,7 @@ class Supervisor:
         run.blocklisted = True
 
     def _on_exit(self, run: LaneRun, message: dict) -> None:
+        run.times["exit"] = self.wall_clock()
         if run.state in (STOPPED, FAILED, BACKOFF):
             return
         code = message.get("code")
