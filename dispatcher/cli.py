@@ -197,7 +197,6 @@ def cmd_render(args) -> int:
 
 def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False, report=None) -> int:
     from .runner import run_job
-
     from .timeline import process_start_time
 
     printer = ProgressPrinter(enabled=not quiet and not as_json)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import endgame
 from .frame_queue import FrameQueue
 from .images import check_image
 from .lanes import Lane
@@ -216,7 +217,7 @@ class Supervisor:
         The frame that finishes first (and validates) wins; the other copy's worker is stopped. This
         keeps a CPU lane, or a card that stalled, from holding up the end of the job.
         """
-        mine = run.seconds_per_frame()
+        mine = self.pace(run)
         if mine is None:
             return False
         now, best, latest = self.clock(), None, 0.0
@@ -226,7 +227,7 @@ class Supervisor:
             if other.frame in self.frames.backups or run.lane.name in self.frames.failed_on.get(other.frame, ()):
                 continue
             elapsed = now - other.frame_sent_at
-            theirs = other.seconds_per_frame()
+            theirs = self.pace(other)
             # Expected finish of the other copy; a first frame of unknown pace is judged by what it took so far.
             expected = (theirs - elapsed) if theirs else (elapsed if elapsed > 1.5 * mine else 0.0)
             if expected > 1.5 * mine and expected > latest:
@@ -239,31 +240,32 @@ class Supervisor:
 
     def _may_back_up_later(self, run: LaneRun) -> bool:
         """Stay ready while a lane of unknown or much slower pace still renders: it may need a backup."""
-        mine = run.seconds_per_frame()
+        mine = self.pace(run)
         if mine is None:
             return False
         return any(
             other is not run and other.state == RENDERING and not other.backup
             and other.frame not in self.frames.backups
-            and ((theirs := other.seconds_per_frame()) is None or theirs > 1.5 * mine)
+            and ((theirs := self.pace(other)) is None or theirs > 1.5 * mine)
             for other in self.runs.values()
         )  # fmt: skip
 
+    def pace(self, run: LaneRun) -> float | None:
+        """A lane's expected seconds per frame, measured after its first frame (endgame.py)."""
+        ratio = endgame.first_frame_ratio([other.wall_seconds for other in self.runs.values()])
+        return endgame.estimated_pace(run.wall_seconds, ratio)
+
     def _faster_without(self, run: LaneRun) -> bool:
-        """Endgame: leave the last frames to faster lanes when they would finish them all sooner than
-        this lane could finish one (a CPU lane beside GPUs, or a slower card, must not hold up the job)."""
-        mine = run.seconds_per_frame()
-        if mine is None:
-            return False
-        # Only strictly faster lanes count, so the fastest lane never waits and no frame is left behind.
-        rates = [
-            1.0 / max(spf, 1e-6)
-            for other in self.live_runs()
-            if other is not run and (spf := other.seconds_per_frame()) is not None and spf < mine
-        ]
-        if not rates:
-            return False
-        return len(self.frames.pending) / sum(rates) < mine
+        """Endgame: leave the last frames to the other lanes only when they would clearly finish them all
+        sooner than this lane could finish one (a CPU lane beside GPUs, a slower card); identical cards
+        keep sharing the work. The fastest lane never leaves, so no frame is left behind."""
+        now, others = self.clock(), []
+        for other in self.live_runs():
+            if other is run or other.state not in (READY, RENDERING) or (pace := self.pace(other)) is None:
+                continue
+            busy = pace - (now - other.frame_sent_at) if other.state == RENDERING else 0.0
+            others.append((busy, pace))
+        return endgame.should_leave(self.pace(run), others, len(self.frames.pending))
 
     def stop_lane(self, run: LaneRun, idle: bool = False) -> None:
         if run.handle is not None:
@@ -462,7 +464,7 @@ class Supervisor:
 
     # -- status -----------------------------------------------------------------------------
     def eta_seconds(self) -> float | None:
-        rates = [1.0 / spf for run in self.live_runs() if (spf := run.seconds_per_frame())]
+        rates = [1.0 / spf for run in self.live_runs() if (spf := self.pace(run))]
         remaining = len(self.frames.pending) + len(self.frames.in_flight)
         if not remaining:
             return 0.0
