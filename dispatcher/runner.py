@@ -151,8 +151,12 @@ class JobRun:
             if self.spec.layout == "auto":
                 self._autotune()
             self.lanes = plan_lanes(self.spec, self.report, device_type)
-        clean_stale_temps(self.spec.output_dir)
         self.supervisor = self._new_supervisor()
+
+    def _plan_frames(self) -> None:
+        """Runs once the workers are starting (they need a second or more to import Blender and open the
+        file): clear stale temporary files, then plan the frames (checking which already exist)."""
+        clean_stale_temps(self.spec.output_dir)
         cached = self._cached_scene()
         if cached:
             self.supervisor.scene = cached
@@ -319,6 +323,7 @@ class JobRun:
         self.prepare()
         self.times["dispatcher_ready"] = time.time()
         self.supervisor.start()
+        self._plan_frames()
         try:
             state = self._supervise()
         finally:
