@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import jobs, timeline
+from . import jobs, kernels, timeline
 from .devices import DeviceReport, best_device_type, detect_gpus
 from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
@@ -137,6 +137,7 @@ class JobRun:
         self.autotune_pending = False
         self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
+        self.marked: set[str] = set()  # GPU lanes whose kernel markers are written
         self.times = {"command": command_started or self.started_wall}
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -301,7 +302,7 @@ class JobRun:
             else:
                 env.pop("PYTHONPATH", None)
         env.update(lane.env)
-        cache = os.path.join(jobs.user_cache_dir(), "cuda-cache")
+        cache = kernels.cuda_cache_dir(env)
         os.makedirs(cache, exist_ok=True)
         env.setdefault("CUDA_CACHE_PATH", cache)  # one kernel cache shared by every worker
         env.setdefault("CUDA_CACHE_MAXSIZE", str(4 * 2**30))
@@ -316,6 +317,12 @@ class JobRun:
     def _log_frame(self, record: dict) -> None:
         self.frames_log.write(json.dumps(record) + "\n")
         self.frames_log.flush()
+        run = self.supervisor.runs.get(record.get("lane")) if self.supervisor and record.get("lane") else None
+        if record.get("status") == "done" and run and run.lane.is_gpu and run.lane.name not in self.marked:
+            self.marked.add(run.lane.name)  # this card's kernels are compiled now (kernels.py)
+            if self.spec.backend == "local":
+                kernels.mark_lane_later(run.lane, run.devices_used, self.report.driver, self.program,
+                                        kernels.cuda_cache_dir(self.worker_env(run.lane)))  # fmt: skip
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> dict:

@@ -6,6 +6,7 @@ Blender's own ways (through ``blender_run.py``, a bpy script run by the worker p
 * ``combined-pd``   the same with persistent data on
 * ``static-chunks`` the manual method: one process per GPU (``CUDA_VISIBLE_DEVICES``), contiguous chunks
 * ``fresh-per-frame`` a new process for every frame, one at a time per GPU, frames from a shared queue
+* ``blender-1gpu``  one process on the first GPU, persistent data, F/N frames (the 1-GPU reference)
 
 This product (``python -m dispatcher render``):
 
@@ -14,6 +15,9 @@ This product (``python -m dispatcher render``):
 * ``product-combined`` one worker with every GPU
 * ``auto``          ``--layout auto`` (autotune's choice)
 * ``single``        one worker on one GPU rendering F/N frames: the ideal bound is N x its steady rate
+* ``per-card-threads`` per-card with every worker given all the host's CPU threads (vs the default share)
+
+``combined`` may render only its first ``--combined-frames`` frames; its wall is then extrapolated.
 
 On a machine without a GPU every "GPU" is a CPU lane with its share of the cores.
 Never imports bpy.
@@ -31,16 +35,18 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-from .. import report
+from .. import report, timeline
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENE_SCRIPT = os.path.join(HERE, "scene.py")
 RUN_SCRIPT = os.path.join(HERE, "blender_run.py")
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(HERE))
 
-BLENDER_APPROACHES = ("combined", "combined-pd", "static-chunks", "fresh-per-frame")
-PRODUCT_APPROACHES = ("per-card", "per-card-m", "product-combined", "auto", "single")
+BLENDER_APPROACHES = ("combined", "combined-pd", "static-chunks", "fresh-per-frame", "blender-1gpu")
+PRODUCT_APPROACHES = ("per-card", "per-card-m", "product-combined", "auto", "single", "per-card-threads")
 ALL_APPROACHES = BLENDER_APPROACHES + PRODUCT_APPROACHES
+# run when --approaches is not given; blender-1gpu and per-card-threads are asked for by name
+DEFAULT_APPROACHES = tuple(name for name in ALL_APPROACHES if name not in ("blender-1gpu", "per-card-threads"))
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Settings:
     timeout: float = 3600.0
     keep_frames: bool = False
     label: str = ""
+    combined_frames: int = 0  # Blender combined (defaults) renders only this many frames; 0: all
 
     @property
     def is_cpu(self) -> bool:
@@ -368,7 +375,24 @@ def run_blender(settings: Settings, approach: str, variant: str, blend: str, fol
     everything = None if not settings.is_cpu else []
     base = {"blend": blend, "out": out}
     cpu = settings.is_cpu
-    if approach in ("combined", "combined-pd"):
+    if approach == "combined" and 0 < settings.combined_frames < len(frames):
+        frames = frames[: settings.combined_frames]  # extrapolated to every frame in the analysis
+    if approach == "blender-1gpu":
+        frames = frames[: math.ceil(len(frames) / settings.lanes)]
+        jobs = [
+            dict(
+                base,
+                lane=lane_names(settings, 1)[0],
+                frames=frames,
+                persistent=True,
+                threads=settings.total_threads if cpu else 0,
+                gpus=[] if cpu else [0],
+                timing=os.path.join(folder, "timing-0.jsonl"),
+                log=os.path.join(logs, "blender-1gpu.log"),
+            )
+        ]
+        slots, lanes, title = 1, [jobs[0]["lane"]], "Blender, 1 GPU + persistent data"
+    elif approach in ("combined", "combined-pd"):
         persistent = approach == "combined-pd"
         jobs = [
             dict(
@@ -455,6 +479,8 @@ def run_blender(settings: Settings, approach: str, variant: str, blend: str, fol
         error="; ".join(errors[:3]),
         command=done[0].get("argv", []) if done else [],
     )
+    if approach == "combined" and len(frames) < settings.frames:
+        run.extra["extrapolate_to"] = settings.frames
     _drop_frames(settings, out)
     return run
 
@@ -487,6 +513,11 @@ def product_args(settings: Settings, approach: str, variant: str) -> tuple[list[
             ),
             "auto": (["--layout", "auto"], "product --layout auto", 0),
             "single": (["--layout", "per-card", "--cpu-lanes", "1", "--threads", str(t)], "one worker, one lane", 1),
+            "per-card-threads": (
+                ["--layout", "per-card", "--cpu-lanes", str(n), "--threads", str(settings.total_threads)],
+                f"product per-card, {settings.total_threads} threads each",
+                n,
+            ),
         }
         args, title, lanes = table[approach]
         args = ["--device", "CPU", *args]
@@ -499,6 +530,11 @@ def product_args(settings: Settings, approach: str, variant: str) -> tuple[list[
             "product-combined": (["--layout", "combined"], "product combined", 1),
             "auto": (["--layout", "auto"], "product --layout auto", 0),
             "single": (["--layout", "per-card", "--gpus", "0"], "one worker, one GPU", 1),
+            "per-card-threads": (
+                ["--layout", "per-card", "--threads", str(settings.total_threads)],
+                f"product per-card, {settings.total_threads} CPU threads each",
+                n,
+            ),
         }
         args, title, lanes = table[approach]
         args = ["--device", settings.device, *args]
@@ -557,6 +593,9 @@ def run_product(settings: Settings, approach: str, variant: str, blend: str, fol
     status = report.read_json(os.path.join(job_dir, "status.json")) or {}
     if status.get("autotune"):
         extra["autotune"] = status["autotune"]
+    phases = timeline.load(job_dir)
+    if phases:
+        extra["timeline"] = phases
     summary = _last_json(log_path)
     if summary and summary.get("autotune"):
         extra["autotune"] = summary["autotune"]
