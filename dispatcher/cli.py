@@ -20,8 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dispatcher", description="Render Blender animations on every GPU.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    devices = commands.add_parser("devices", help="list GPUs (NVML) and CPU facts")
+    devices = commands.add_parser("devices", help="list GPUs (NVML), their compiled kernels, and CPU facts")
     devices.add_argument("--json", action="store_true")
+    devices.add_argument("--blender", help="worker program whose Cycles kernels to check (default: as render)")
 
     render = commands.add_parser("render", help="render a .blend on every GPU")
     render.add_argument("blend")
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--samples", type=int, default=16)
 
     _add_optional(commands, "bench", "benchmark approaches and print a table", "dispatcher.bench")
+    _add_optional(commands, "prepare", "compile GPU kernels ahead of the first render", "dispatcher.prepare")
     _add_optional(commands, "report", "per-lane timeline and summary of a finished job", "dispatcher.report")
     return parser
 
@@ -151,9 +153,14 @@ def resolve_job(job: str) -> str:
 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_devices(args) -> int:
+    from .kernels import kernel_status
+    from .process import default_program
+
     report = detect_gpus()
+    program = args.blender or default_program()
+    compiled = kernel_status(report, program) if report.gpus and program else []
     if args.json:
-        print(json.dumps(report.to_dict(), indent=1))
+        print(json.dumps({**report.to_dict(), "kernels": compiled}, indent=1))
         return EXIT_OK
     if not report.gpus:
         print(f"No NVIDIA GPU: {report.reason}")
@@ -167,6 +174,10 @@ def cmd_devices(args) -> int:
             f"GPU {gpu.index}: {gpu.name}  {gpu.memory_used_mb}/{gpu.memory_total_mb} MiB  "
             f"{' '.join(extras)}  {gpu.uuid}  PCI {gpu.pci_bus_id}"
         )
+    for status in compiled:
+        if status["compiled"] is not True:
+            print(f"GPU {status['index']}: {status['why']}" + (" (python -m dispatcher prepare)" * (
+                status["compiled"] is False)))  # fmt: skip
     cpu = report.cpu
     print(f"CPU: {cpu.get('usable_cores', cpu.get('logical_cores'))} usable cores, "
           f"{cpu.get('memory_available_mb', '?')} MiB RAM free")  # fmt: skip

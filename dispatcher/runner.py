@@ -127,6 +127,7 @@ class JobRun:
             hang_timeout=self.spec.hang_timeout,
             first_frame_timeout=self.spec.first_frame_timeout,
             max_lane_failures=self.spec.max_lane_failures,
+            backups=not self.spec.extra.get("prepare"),
         )
         log_fd = os.open(os.path.join(job_dir, "frames.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.frames_log = os.fdopen(log_fd, "a", encoding="utf-8")

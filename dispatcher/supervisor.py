@@ -94,6 +94,7 @@ class SupervisorConfig:
     max_lane_failures: int = 3
     backoff_base: float = 1.0
     backoff_max: float = 30.0
+    backups: bool = True  # second copies of a much slower lane's last frames (off while compiling kernels)
 
 
 class Supervisor:
@@ -191,7 +192,8 @@ class Supervisor:
             # An idle worker is not always free (measured: with persistent data and one fixed thread, a TBB
             # thread of Blender 5.0 spins a whole core while idle). A lane with no frame left for it, or that
             # would only hold up faster lanes, quits; it is started again should every other lane fail.
-            if not self.frames.pending and (self._back_up_slow_frame(run) or self._may_back_up_later(run)):
+            backups = self.config.backups and not self.frames.pending
+            if backups and (self._back_up_slow_frame(run) or self._may_back_up_later(run)):
                 continue
             if not self.frames.pending or self._faster_without(run):
                 self.stop_lane(run, idle=True)
