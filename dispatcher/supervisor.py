@@ -230,8 +230,10 @@ class Supervisor:
                 continue
             elapsed = now - other.frame_sent_at
             theirs = self.pace(other)
-            # Expected finish of the other copy; a first frame of unknown pace is judged by what it took so far.
-            expected = (theirs - elapsed) if theirs else (elapsed if elapsed > 1.5 * mine else 0.0)
+            # Expected finish of the other copy; a first frame of unknown pace is judged by what it took so far,
+            # against this lane's own first frame (both carry start-up).
+            slow = elapsed > 1.5 * max(mine, run.wall_seconds[0])
+            expected = (theirs - elapsed) if theirs else (elapsed if slow else 0.0)
             if expected > 1.5 * mine and expected > latest:
                 best, latest = other, expected
         if best is None:

@@ -4,11 +4,13 @@
 #   bash tools/gpu_session.sh checks   pinning, device ids, silent-CPU-fallback refusal, overhead, m workers
 #   bash tools/gpu_session.sh bench ARGS...   python -m dispatcher bench --gpu ARGS
 #   bash tools/gpu_session.sh verify   autotune vs the best approach; a CPU lane beside the GPU
+#   bash tools/gpu_session.sh i12      issue 12, one call on 2 GPUs (~8 min): tools/i12_session.sh
+#   bash tools/gpu_session.sh i12-cold issue 12: prepare on an empty kernel cache (6-8 min; rerun to collect)
 # Needs /tmp/kit/bin/bpy-python (the kit) and the machine's python3 with psutil and pynvml.
 set -u
 export GRF_BLENDER=${GRF_BLENDER:-/tmp/kit/bin/bpy-python} PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; W=/tmp/grf; mkdir -p "$OUT" $W
-py() { python3 -m dispatcher "$@"; }
+py() { ${PY:-python3} -m dispatcher "$@"; }
 scene() {  # scene NAME FRAMES SIZE SAMPLES
   [ -f "$W/$1.blend" ] || $GRF_BLENDER dispatcher/demo_scene.py --out "$W/$1.blend" --frames "$2" --size "$3" --samples "$4" >/dev/null 2>&1
 }
@@ -75,5 +77,6 @@ verify)  # autotune vs the best approach on both variants; a CPU lane beside the
     python3 -c "import json; s=json.load(open('$W/cl.json')); print(s['state'], s['frames']); [print(' ', l['name'], l['state'], l['frames_done'], l['seconds_per_frame']) for l in s['lanes']]"
     grep -c '"backup": true' $W/cljob$lane/frames.jsonl | sed 's/^/  frames won by a backup copy: /'
   done ;;
-*) echo "usage: gpu_session.sh cold|checks|bench ..."; exit 2 ;;
+i12|i12-cold) exec bash tools/i12_session.sh "${1#i12}" ;;
+*) echo "usage: gpu_session.sh cold|checks|bench ...|verify|i12|i12-cold"; exit 2 ;;
 esac

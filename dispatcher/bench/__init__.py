@@ -431,8 +431,11 @@ def main(args) -> int:
         return 1
     print()
     print("\n\n".join(texts))
-    png = draw(args.png or os.path.join(settings.out, "bench.png"), per_variant, analyses, settings.label)
-    print(f"\nchart: {png}")
+    try:
+        png = draw(args.png or os.path.join(settings.out, "bench.png"), per_variant, analyses, settings.label)
+        print(f"\nchart: {png}")
+    except ImportError as error:  # a GPU host without Pillow: chart later with --collect on a copy of --out
+        print(f"\nchart skipped ({error})")
     with open(os.path.join(settings.out, "results.json"), "w", encoding="utf-8") as handle:
         json.dump({"settings": settings.__dict__, "variants": analyses}, handle, indent=1, default=str)
     if args.json:
