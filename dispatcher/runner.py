@@ -139,6 +139,7 @@ class JobRun:
         self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
         self.marked: set[str] = set()  # GPU lanes whose kernel markers are written
+        self.marking: list[threading.Thread] = []
         self.times = {"command": command_started or self.started_wall}
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -322,8 +323,8 @@ class JobRun:
         if record.get("status") == "done" and run and run.lane.is_gpu and run.lane.name not in self.marked:
             self.marked.add(run.lane.name)  # this card's kernels are compiled now (kernels.py)
             if self.spec.backend == "local":
-                kernels.mark_lane_later(run.lane, run.devices_used, self.report.driver, self.program,
-                                        kernels.cuda_cache_dir(self.worker_env(run.lane)))  # fmt: skip
+                self.marking.append(kernels.mark_lane_later(run.lane, run.devices_used, self.report.driver,
+                                    self.program, kernels.cuda_cache_dir(self.worker_env(run.lane))))  # fmt: skip
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -419,6 +420,8 @@ class JobRun:
         close = getattr(self.factory, "close", None)
         if close:
             close()  # the Ray backend kills its actors and shuts down a Ray it started
+        for thread in self.marking:
+            thread.join(30.0)
         self.times["exit"] = time.time()
         if supervisor is not None:
             try:
