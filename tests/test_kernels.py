@@ -84,3 +84,26 @@ def test_no_backup_copies_while_compiling(tmp_path):
         rig.clock.now = 50.0
         rig.sup.tick()
         assert rig.queue.backups == expected
+
+
+def test_prepare_job_pins_one_frame_per_card_and_turns_backups_off(tiny_blend, tmp_path, monkeypatch):
+    from dispatcher.runner import JobRun
+
+    monkeypatch.setattr(prepare, "tiny_scene", lambda program: str(tiny_blend))
+    todo = [{"index": 0}, {"index": 2}]
+    job_dir = prepare.make_job(todo, "python", "OPTIX", str(tmp_path / "job"))
+    job = JobRun(job_dir)
+    assert job.spec.gpus == ["0", "2"] and job.spec.frames == "1-2" and job.spec.device_type == "OPTIX"
+    assert job.spec.samples == 1 and job.spec.first_frame_timeout == 3600.0
+    assert job.config.backups is False
+
+
+def test_prepare_builds_its_tiny_scene_once(tmp_path, monkeypatch):
+    from dispatcher.runner import check_blend
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    blend = prepare.tiny_scene(sys.executable)  # a real bpy build
+    check_blend(blend)
+    path = tmp_path / "gpu-render-farm" / "prepare" / "prepare.blend"
+    built = path.stat().st_mtime
+    assert prepare.tiny_scene(sys.executable) == blend == str(path) and path.stat().st_mtime == built
