@@ -16,7 +16,8 @@ from .spec import DEVICE_TYPES, LAYOUTS, JobSpec, SpecError
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI; the optional commands' modules are imported only when ``command`` names them (start-up)."""
     parser = argparse.ArgumentParser(prog="python -m dispatcher", description="Render Blender animations on every GPU.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -52,10 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", default="320x180")
     demo.add_argument("--samples", type=int, default=16)
 
-    _add_optional(commands, "bench", "benchmark approaches and print a table", "dispatcher.bench")
-    _add_optional(commands, "prepare", "compile GPU kernels ahead of the first render", "dispatcher.prepare")
-    _add_optional(commands, "report", "per-lane timeline and summary of a finished job", "dispatcher.report")
+    for name, text in OPTIONAL.items():
+        if command in (None, name):
+            _add_optional(commands, name, text, f"dispatcher.{name}")
+        else:
+            commands.add_parser(name, help=text)
     return parser
+
+
+OPTIONAL = {
+    "bench": "benchmark approaches and print a table",
+    "prepare": "compile GPU kernels ahead of the first render",
+    "report": "per-lane timeline and summary of a finished job",
+}
 
 
 def _add_optional(commands, name: str, text: str, module: str) -> None:
@@ -394,7 +404,9 @@ HANDLERS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    command = next((word for word in words if not word.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     handler = getattr(args, "handler", None) or HANDLERS[args.command]
     try:
         return handler(args)

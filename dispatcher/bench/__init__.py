@@ -378,6 +378,7 @@ def main(args) -> int:
             print(f"error: no benchmark results under {args.out}")
             return 2
         settings = Settings(**saved)
+        settings.out = os.path.abspath(args.out)  # a copy of the results may have moved
     else:
         settings = make_settings(args)
         names = [name.strip() for name in (args.approaches or ",".join(DEFAULT_APPROACHES)).split(",") if name.strip()]
