@@ -3,9 +3,10 @@
 #   bash tools/i12_session.sh          the benchmark, in ONE call (about 8 minutes on 2x H100):
 #       static scene, I12_STATIC frames: product per-card, one worker alone on GPU 0 for half the frames
 #       (the ideal bound), Blender combined + persistent data, Blender alone on GPU 0 + persistent data
-#       (1-GPU rows), Blender combined defaults (3 frames, extrapolated), product --layout auto;
-#       deforming scene, I12_DEFORM frames: the same rows, plus per-card with every worker given all CPU
-#       threads (vs the default share of cores/GPUs each); then the tables with PASS/FAIL.
+#       (1-GPU rows), Blender combined defaults (3 frames, extrapolated), product --layout auto, and
+#       per-card with every worker given all CPU threads (vs the default share of cores/GPUs each);
+#       deforming scene, I12_DEFORM frames: the same rows but the 1-GPU Blender one; then the tables
+#       with PASS/FAIL.
 #   bash tools/i12_session.sh -collect tables, chart and raw data of what a cut-short run finished
 #   bash tools/i12_session.sh -cold    kernel compile on an empty cache: `prepare` in the background
 #       (setsid nohup), watched up to I12_COLD_WAIT s; run it again in the next call to keep watching and
@@ -42,7 +43,7 @@ bench_all() {
   { nvidia-smi --query-gpu=index,name,pci.bus_id,driver_version,compute_cap --format=csv 2>&1 || true
     echo "$(nproc) CPU cores; $FS static / $FD deforming frames at $RES, $SPP samples; deadline ${DEADLINE} s"; }
   py devices --json --blender "$GRF_BLENDER" > "$O/devices.json"
-  bench_variant static "$FS" $((DEADLINE * 56 / 100)) per-card,single,combined-pd,blender-1gpu,combined,auto
+  bench_variant static "$FS" $((DEADLINE * 58 / 100)) per-card,single,per-card-threads,combined-pd,blender-1gpu,combined,auto
   collect static > /dev/null 2>&1  # kept should the rest overrun
   local left=$((DEADLINE - (SECONDS - T0)))
   [ $left -lt 1 ] && left=1
