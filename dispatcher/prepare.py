@@ -122,6 +122,9 @@ def main(args) -> int:
         print(f"  status: python -m dispatcher status {job_dir}")
         return EXIT_OK
     code = run_in_foreground(job_dir, quiet=args.json, as_json=args.json)
+    import shutil
+
+    shutil.rmtree(jobs.load_spec(job_dir).output_dir, ignore_errors=True)  # the tiny frames served their purpose
     if not args.json:
         again = kernels.kernel_status(report, program, device_type)
         print("\n".join(describe([status for status in again if status["index"] in {s["index"] for s in statuses}])))
