@@ -404,11 +404,21 @@ class JobRun:
         return errors[-1] if errors else "job did not finish"
 
     def _kill_workers(self) -> None:
-        """Kill every worker at once (no polite quit and wait: a finished job has nothing in flight, and a
-        cancelled one puts its frames back), and leave no temporary file behind."""
-        if self.supervisor is None:
+        """Stop every worker at once and leave no temporary file behind. A local worker has nothing to
+        tidy (it would only exit), so it is killed without a polite quit and a wait; a Ray worker is asked
+        to quit first, since it removes its node's frame folder on the way out."""
+        supervisor = self.supervisor
+        if supervisor is None:
             return
-        self.supervisor.kill_all()
+        if self.spec.backend != "local":
+            handles = [run.handle for run in supervisor.runs.values() if run.handle is not None]
+            for run in supervisor.runs.values():
+                if run.handle is not None and run.frame is None and run.state in ("ready", "stopped"):
+                    run.handle.send({"cmd": "quit"})
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline and any(handle.poll() is None for handle in handles):
+                time.sleep(0.05)
+        supervisor.kill_all()
         clean_stale_temps(self.spec.output_dir)
 
     def _reap_workers(self) -> None:
