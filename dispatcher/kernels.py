@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Mapping
 
 from . import jobs
 
@@ -28,10 +29,10 @@ LIB_GLOB = os.path.join("*", "scripts", "addons_core", "cycles", "lib")
 FIND_BPY = "import importlib.util as u, os; s = u.find_spec('bpy'); print(os.path.dirname(s.origin) if s else '')"
 
 
-def cuda_cache_dir(env: dict | None = None) -> str:
+def cuda_cache_dir(env: Mapping[str, str] | None = None) -> str:
     """The kernel cache every worker shares: CUDA_CACHE_PATH when set, else the farm's own folder."""
-    env = os.environ if env is None else env
-    return env.get("CUDA_CACHE_PATH") or os.path.join(jobs.user_cache_dir(), "cuda-cache")
+    values = os.environ if env is None else env
+    return values.get("CUDA_CACHE_PATH") or os.path.join(jobs.user_cache_dir(), "cuda-cache")
 
 
 @functools.lru_cache(maxsize=8)
@@ -104,7 +105,7 @@ def card_status(gpu, lib_dir: str | None, cache_dir: str, driver: str | None, de
     sm = f"sm_{capability[0]}{capability[1]}"
     if capability in shipped_capabilities(lib_dir):
         return {**entry, "compiled": True, "why": f"Blender ships {sm} kernels"}
-    marker = marker_path(cache_dir, kernels_id(lib_dir), capability, driver, device_type)
+    marker = marker_path(cache_dir, kernels_id(lib_dir) or "unknown", capability, driver, device_type)
     if os.path.exists(marker):
         return {**entry, "compiled": True, "why": f"{sm} kernels compiled (marker {os.path.basename(marker)})"}
     why = f"no compiled {sm} kernels yet: the first render compiles them (6-8 minutes); run Prepare GPUs"

@@ -44,16 +44,15 @@ def plan(report, program: str, device_type: str, wanted: list[str] | None, force
 
 def tiny_scene(program: str) -> str:
     """A small Cycles scene (built once per user): enough to make every kernel load."""
-    from .process import is_python_program
+    from .blender_scripts import DEMO_SCENE
+    from .process import blender_command
 
     folder = jobs.make_private_dir(os.path.join(jobs.user_cache_dir(), "prepare"))
     blend = os.path.join(folder, "prepare.blend")
     if os.path.exists(blend):
         return blend
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_scene.py")
     build = ["--out", blend, "--frames", "8", "--size", "64x64", "--samples", "1"]
-    argv = [program, script, *build] if is_python_program(program) else [
-        program, "-b", "--factory-startup", "--python", script, "--", *build]  # fmt: skip
+    argv = blender_command(program, DEMO_SCENE, build)
     result = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
     if result.returncode != 0 or not os.path.exists(blend):
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -11,91 +10,30 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import jobs, kernels, timeline
-from .devices import DeviceReport, best_device_type, detect_gpus
+from . import jobs
+from .devices import DeviceReport
 from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
 from .images import check_image
+from .job_phases import JobPhases
 from .lanes import Lane, plan_lanes
-from .process import LocalFactory, default_program, worker_command
-from .spec import IMAGE_FORMATS, JobSpec, SpecError, write_json_atomic
+from .preflight import (  # re-exported: callers and tests import these from runner
+    MIN_FREE_BYTES,
+    TEMP_MARK,
+    check_blend,
+    check_output_dir,
+    clean_stale_temps,
+    preflight,
+    temp_path_for,
+)
+from .process import LocalFactory, ProcessFactory, WorkerHandle, worker_command
+from .spec import IMAGE_FORMATS, SpecError, write_json_atomic
+from .status import JobStatus
 from .supervisor import Supervisor, SupervisorConfig
+from .worker_launch import worker_args, worker_env
 
-TEMP_MARK = ".grf-"
-MIN_FREE_BYTES = 64 * 2**20
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-ZSTD_SEEKABLE_FOOTER = b"\xb1\xea\x92\x8f"
-
-
-def check_blend(path: str) -> None:
-    """Refuse a missing, non-.blend or visibly truncated file before any worker starts."""
-    if not os.path.exists(path):
-        raise SpecError(f"file not found: {path}")
-    if os.path.isdir(path):
-        raise SpecError(f"{path} is a folder, not a .blend file")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(12)
-            handle.seek(max(0, os.path.getsize(path) - 64))
-            tail = handle.read()
-    except OSError as error:
-        raise SpecError(f"cannot read {path}: {error.strerror}") from None
-    if head.startswith(b"BLENDER"):
-        if b"ENDB" not in tail:
-            raise SpecError(f"{path} is a truncated .blend file (no end block)")
-    elif head.startswith(ZSTD_MAGIC):
-        if not tail.endswith(ZSTD_SEEKABLE_FOOTER):
-            raise SpecError(f"{path} is a truncated .blend file (compressed data cut short)")
-    elif not head.startswith(b"\x1f\x8b"):  # gzip, as written by Blender before 3.0
-        raise SpecError(f"{path} is not a .blend file")
-
-
-def check_output_dir(directory: str) -> None:
-    """Create the output folder; refuse one that cannot be written or has no room."""
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as error:
-        raise SpecError(f"cannot create output folder {directory}: {error.strerror}") from None
-    probe = os.path.join(directory, f".grf-write-test-{os.getpid()}")
-    try:
-        with open(probe, "wb") as handle:
-            handle.write(b"ok")
-        os.remove(probe)
-    except OSError as error:
-        raise SpecError(f"output folder {directory} is not writable: {error.strerror}") from None
-    if shutil.disk_usage(directory).free < MIN_FREE_BYTES:
-        raise SpecError(f"output folder {directory} is on a full disk (less than 64 MiB free)")
-
-
-def preflight(spec: JobSpec, report: DeviceReport | None = None) -> tuple[str, DeviceReport, str]:
-    """Everything that can be refused before work starts: (device type, devices, worker program)."""
-    spec.validate()
-    check_blend(spec.blend)
-    check_output_dir(spec.output_dir)
-    report = report or detect_gpus()
-    device_type = spec.device_type or best_device_type(report)
-    program = spec.blender or default_program()
-    if not program:
-        raise SpecError("no Blender found: pass --blender PATH (a Blender binary or a Python with bpy)")
-    if not os.path.exists(program) and not shutil.which(program):
-        raise SpecError(f"worker program not found: {program}")
-    return device_type, report, program
-
-
-def temp_path_for(final_path: str, lane: str) -> str:
-    directory, name = os.path.split(final_path)
-    return os.path.join(directory, f".{name}{TEMP_MARK}{lane}.part")
-
-
-def clean_stale_temps(directory: str) -> int:
-    removed = 0
-    for path in glob.glob(os.path.join(glob.escape(directory), f".*{TEMP_MARK}*.part")):
-        try:
-            os.remove(path)
-            removed += 1
-        except OSError:
-            pass
-    return removed
+__all__ = ["MIN_FREE_BYTES", "TEMP_MARK", "JobRun", "check_blend", "check_output_dir", "clean_stale_temps",
+           "preflight", "run_job", "temp_path_for"]  # fmt: skip
 
 
 class JobRun:
@@ -105,16 +43,16 @@ class JobRun:
         self,
         job_dir: str,
         *,
-        factory=None,
+        factory: ProcessFactory | None = None,
         report: DeviceReport | None = None,
-        on_status: Callable[[dict], None] | None = None,
+        on_status: Callable[[JobStatus], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         supervisor_config: SupervisorConfig | None = None,
         command_started: float | None = None,
     ):
         self.job_dir = job_dir
         self.spec = jobs.load_spec(job_dir)
-        self.factory = factory or LocalFactory()
+        self.factory: ProcessFactory = factory or LocalFactory()
         self.report = report
         self.on_status = on_status or (lambda status: None)
         self.clock = clock
@@ -127,7 +65,7 @@ class JobRun:
             hang_timeout=self.spec.hang_timeout,
             first_frame_timeout=self.spec.first_frame_timeout,
             max_lane_failures=self.spec.max_lane_failures,
-            backups=not self.spec.extra.get("prepare"),
+            backups=not self.spec.extra.get("prepare"),  # a backup copy would kill a kernel compile half-way
         )
         log_fd = os.open(os.path.join(job_dir, "frames.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.frames_log = os.fdopen(log_fd, "a", encoding="utf-8")
@@ -138,9 +76,27 @@ class JobRun:
         self.autotune_pending = False
         self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
-        self.marked: set[str] = set()  # GPU lanes whose kernel markers are written
-        self.marking: list[threading.Thread] = []
-        self.times = {"command": command_started or self.started_wall}
+        self.device_type: str | None = None  # set by prepare()
+        self.program = ""
+        self.phases = JobPhases(command_started, self.started_wall)  # timeline.json and kernel markers
+
+    @property
+    def sup(self) -> Supervisor:
+        """The supervisor prepare() made."""
+        if self.supervisor is None:
+            raise RuntimeError("JobRun.prepare() has not run")
+        return self.supervisor
+
+    @property
+    def devices(self) -> DeviceReport:
+        """This machine's devices, as preflight found them."""
+        if self.report is None:
+            raise RuntimeError("JobRun.prepare() has not run")
+        return self.report
+
+    @property
+    def device(self) -> str:
+        return self.device_type or "CPU"
 
     # -- set-up ----------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -149,7 +105,8 @@ class JobRun:
         if self.spec.backend == "ray":
             from .ray_backend import prepare_ray  # lanes from the cluster's nodes, one Ray actor each
 
-            self.device_type, self.lanes, self.factory = prepare_ray(self.spec)
+            self.device_type, ray_lanes, self.factory = prepare_ray(self.spec)
+            self.lanes = list(ray_lanes)
         else:
             if self.spec.layout == "auto":
                 self._autotune()
@@ -157,12 +114,12 @@ class JobRun:
         self.supervisor = self._new_supervisor()
 
     def _plan_frames(self) -> None:
-        """Runs once the workers are starting (they need a second or more to import Blender and open the
-        file): clear stale temporary files, then plan the frames (checking which already exist)."""
+        """Runs while the workers start (they need a second or more to import Blender and open the file):
+        clear stale temporary files, then plan the frames (checking which already exist)."""
         clean_stale_temps(self.spec.output_dir)
         cached = self._cached_scene()
         if cached:
-            self.supervisor.scene = cached
+            self.sup.scene = cached
             self._on_scene(cached)
         elif self.spec.frames and self.extension:
             self._plan(parse_frames(self.spec.frames))
@@ -184,10 +141,10 @@ class JobRun:
     def _choose(self, scene: dict) -> dict:
         from . import autotune
 
-        gpus = self.report.gpus if self.device_type != "CPU" else []
+        gpus = self.devices.gpus if self.device_type != "CPU" else []
         if self.spec.gpus and gpus:
-            gpus = [gpu for lane in plan_lanes(self.spec, self.report, self.device_type) for gpu in lane.gpus]
-        return autotune.choose(scene, gpus, self.report.cpu)
+            gpus = [gpu for lane in plan_lanes(self.spec, self.devices, self.device) for gpu in lane.gpus]
+        return autotune.choose(scene, gpus, self.devices.cpu)
 
     def _apply_choice(self, choice: dict) -> None:
         self.autotune = choice
@@ -201,13 +158,13 @@ class JobRun:
 
     def _replan(self, choice: dict) -> None:
         """Swap the running lanes for the ones the real scene calls for; frames in flight go back."""
-        old = self.supervisor
-        old.shutdown()
+        old = self.sup
+        old.shutdown(grace=0)  # the same job goes on at once: no polite quit
         self._apply_choice(choice)
-        self.lanes = plan_lanes(self.spec, self.report, self.device_type)
+        self.lanes = plan_lanes(self.spec, self.devices, self.device)
         self.supervisor = self._new_supervisor()
-        self.supervisor.scene = old.scene
-        self.supervisor.start()
+        self.sup.scene = old.scene
+        self.sup.start()
 
     def _new_supervisor(self) -> Supervisor:
         return Supervisor(
@@ -241,7 +198,7 @@ class JobRun:
             self.autotune_pending = False
             choice = self._choose(scene)
             keys = ("layout", "workers_per_gpu", "gpus_per_worker", "persistent_data", "cpu_lanes", "threads")
-            if any(choice.get(key) != self.autotune.get(key) for key in keys):
+            if any(choice.get(key) != (self.autotune or {}).get(key) for key in keys):
                 self.replan_choice = choice
             else:
                 self.autotune = choice
@@ -264,7 +221,7 @@ class JobRun:
         self._plan(frames)
 
     def _plan(self, frames: list[int]) -> None:
-        self.times.setdefault("frames_planned", time.time())
+        self.phases.stamp("frames_planned", once=True)
         already = set()
         if self.spec.overwrite == "skip":
             already = {frame for frame in frames if check_image(self._final(frame)) is None}
@@ -279,62 +236,50 @@ class JobRun:
         final = self._final(frame)
         return temp_path_for(final, lane), final
 
-    def _worker_args(self, lane: Lane) -> list[str]:
-        args = [
-            "--lane", lane.name,
-            "--device-type", lane.device_type,
-            "--gpu-pci", ",".join(lane.pci_addresses),
-            "--threads", str(lane.threads),
-            "--persistent-data", "1" if self.spec.persistent_data else "0",
-        ]  # fmt: skip
-        if self.spec.file_format:
-            args += ["--file-format", self.spec.file_format]
-        if self.spec.samples:
-            args += ["--samples", str(self.spec.samples)]
-        if self.spec.resolution:
-            args += ["--resolution", "x".join(str(value) for value in self.spec.resolution)]
-        return args
-
     def worker_env(self, lane: Lane) -> dict[str, str]:
-        env = dict(os.environ)
-        if jobs.ORIGINAL_PYTHONPATH in env:  # undo what a detached launch added for the dispatcher itself
-            original = env.pop(jobs.ORIGINAL_PYTHONPATH)
-            if original:
-                env["PYTHONPATH"] = original
-            else:
-                env.pop("PYTHONPATH", None)
-        env.update(lane.env)
-        cache = kernels.cuda_cache_dir(env)
-        os.makedirs(cache, exist_ok=True)
-        env.setdefault("CUDA_CACHE_PATH", cache)  # one kernel cache shared by every worker
-        env.setdefault("CUDA_CACHE_MAXSIZE", str(4 * 2**30))
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
+        return worker_env(lane)
 
-    def _start_worker(self, lane: Lane, key: tuple, inbox):
-        argv = worker_command(self.program, self.spec.blend, self._worker_args(lane), self.spec.trust_scripts)
+    def _start_worker(self, lane: Lane, key: tuple, inbox) -> WorkerHandle:
+        argv = worker_command(self.program, self.spec.blend, worker_args(self.spec, lane), self.spec.trust_scripts)
         log_path = os.path.join(self.job_dir, "logs", f"{lane.name}.log")
         return self.factory.start(key, argv, self.worker_env(lane), log_path, inbox)
 
     def _log_frame(self, record: dict) -> None:
         self.frames_log.write(json.dumps(record) + "\n")
         self.frames_log.flush()
-        run = self.supervisor.runs.get(record.get("lane")) if self.supervisor and record.get("lane") else None
-        if record.get("status") == "done" and run and run.lane.is_gpu and run.lane.name not in self.marked:
-            self.marked.add(run.lane.name)  # this card's kernels are compiled now (kernels.py)
-            if self.spec.backend == "local":
-                self.marking.append(kernels.mark_lane_later(run.lane, run.devices_used, self.report.driver,
-                                    self.program, kernels.cuda_cache_dir(self.worker_env(run.lane))))  # fmt: skip
+        if self.spec.backend == "local" and self.supervisor is not None:
+            run, driver = self.sup.runs.get(str(record.get("lane"))), self.devices.driver
+            cache_dir = lambda lane: self.worker_env(lane)["CUDA_CACHE_PATH"]  # noqa: E731
+            self.phases.after_frame(record, run, driver, self.program, cache_dir)
 
     # -- running ---------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self) -> JobStatus:
         jobs.write_pid(self.job_dir)
         self.prepare()
-        self.times["dispatcher_ready"] = time.time()
-        self.supervisor.start()
+        self.phases.stamp("dispatcher_ready")
+        self.sup.start()
         self._plan_frames()
+        state = "running"
+        last_write = 0.0
         try:
-            state = self._supervise()
+            while not self.sup.finished:
+                self.sup.step(timeout=0.1)
+                if self.replan_choice is not None:
+                    choice, self.replan_choice = self.replan_choice, None
+                    self._replan(choice)
+                if self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request")):
+                    state = "cancelled"
+                    break
+                if self._disk_full():
+                    state = "failed"
+                    self.message = f"output disk is full ({self.spec.output_dir}); finished frames are kept"
+                    break
+                now = self.clock()
+                if self.sup.changed or now - last_write > 2.0:
+                    if now - last_write >= 0.2:
+                        self.write_status("running")
+                        self.sup.changed = False
+                        last_write = now
         finally:
             self._kill_workers()
         try:
@@ -342,28 +287,7 @@ class JobRun:
         finally:
             self._reap_workers()
 
-    def _supervise(self) -> str:
-        """Step the supervisor until every frame is done, or the job is cancelled or fails."""
-        last_write = 0.0
-        while not self.supervisor.finished:
-            self.supervisor.step(timeout=0.1)
-            if self.replan_choice is not None:
-                choice, self.replan_choice = self.replan_choice, None
-                self._replan(choice)
-            if self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request")):
-                return "cancelled"
-            if self._disk_full():
-                self.message = f"output disk is full ({self.spec.output_dir}); finished frames are kept"
-                return "failed"
-            now = self.clock()
-            if self.supervisor.changed or now - last_write > 2.0:
-                if now - last_write >= 0.2:
-                    self.write_status("running")
-                    self.supervisor.changed = False
-                    last_write = now
-        return "running"
-
-    def _finish(self, state: str) -> dict:
+    def _finish(self, state: str) -> JobStatus:
         """The job's end: its final status is written while the killed workers are still being reaped."""
         if state == "running":
             state = "done" if not self.queue.failed and self.queue.finished else "failed"
@@ -395,87 +319,66 @@ class JobRun:
             return False
 
     def _failure_message(self) -> str:
-        if self.supervisor.fatal_errors and all(run.blocklisted for run in self.supervisor.runs.values()):
-            return self.supervisor.fatal_errors[0]
+        if self.sup.fatal_errors and all(run.blocklisted for run in self.sup.runs.values()):
+            return self.sup.fatal_errors[0]
         if self.queue.failed:
             frame, error = next(iter(sorted(self.queue.failed.items())))
             return f"{len(self.queue.failed)} frame(s) failed; frame {frame}: {error}"
-        errors = [run.last_error for run in self.supervisor.runs.values() if run.last_error]
+        errors = [run.last_error for run in self.sup.runs.values() if run.last_error]
         return errors[-1] if errors else "job did not finish"
 
     def _kill_workers(self) -> None:
-        """Stop every worker at once and leave no temporary file behind. A local worker has nothing to
-        tidy (it would only exit), so it is killed without a polite quit and a wait; a Ray worker is asked
-        to quit first, since it removes its node's frame folder on the way out."""
-        supervisor = self.supervisor
-        if supervisor is None:
-            return
-        if self.spec.backend != "local":
-            handles = [run.handle for run in supervisor.runs.values() if run.handle is not None]
-            for run in supervisor.runs.values():
-                if run.handle is not None and run.frame is None and run.state in ("ready", "stopped"):
-                    run.handle.send({"cmd": "quit"})
-            deadline = time.monotonic() + 3.0
-            while time.monotonic() < deadline and any(handle.poll() is None for handle in handles):
-                time.sleep(0.05)
-        supervisor.kill_all()
-        clean_stale_temps(self.spec.output_dir)
+        """Stop every worker at once; no temporary file stays behind. A local worker has nothing to tidy
+        (it would only exit), so it is killed without a quit and a wait; a Ray worker is asked to quit
+        first (it removes its node's frame folder on the way out)."""
+        if self.supervisor is not None:
+            self.sup.shutdown(grace=3.0 if self.spec.backend != "local" else 0.0, reap=None)
+            clean_stale_temps(self.spec.output_dir)
 
     def _reap_workers(self) -> None:
         """After the final status: wait until every worker is gone, close the backend, write the timeline."""
-        supervisor = self.supervisor
-        if supervisor is not None:
-            supervisor.reap()
-        self.times["workers_stopped"] = time.time()
-        close = getattr(self.factory, "close", None)
-        if close:
-            close()  # the Ray backend kills its actors and shuts down a Ray it started
-        for thread in self.marking:
-            thread.join(30.0)
-        self.times["exit"] = time.time()
-        if supervisor is not None:
-            try:
-                timeline.write(self.job_dir, self.times, {name: run.times for name, run in supervisor.runs.items()})
-            except OSError:
-                pass
+        if self.supervisor is not None:
+            self.sup.reap()
+        self.phases.stamp("workers_stopped")
+        self.factory.close()  # the Ray backend kills its actors and shuts down a Ray it started
+        self.phases.finish(self.job_dir, self.supervisor.runs if self.supervisor else None)
 
-    def status(self, state: str, phase: str | None = None, **extra) -> dict:
+    def status(self, state: str, phase: str | None = None, video: str | None = None,
+               finished: bool = False) -> JobStatus:  # fmt: skip
         supervisor = self.supervisor
-        counts = self.queue.counts() if supervisor else {}
         now = time.time()
-        status = {
-            "job_id": self.spec.job_id,
-            "job_dir": self.job_dir,
-            "blend": self.spec.blend,
-            "output_dir": self.spec.output_dir,
-            "state": state,
-            "phase": phase or (supervisor.phase() if supervisor else "starting"),
-            "pid": os.getpid(),
-            "started_at": self.started_wall,
-            "updated_at": now,
-            "elapsed": round(self.clock() - self.started, 3),
-            "eta_seconds": supervisor.eta_seconds() if supervisor and self.queue.planned else None,
-            "device_type": getattr(self, "device_type", None),
-            "layout": self.spec.layout,
-            "autotune": self.autotune,
-            "frames": counts,
-            "failed_frames": {str(frame): error for frame, error in sorted(self.queue.failed.items())},
-            "lanes": [run.to_status() for run in supervisor.runs.values()] if supervisor else [],
-            "message": self.message,
-            "video": extra.get("video"),
-        }
-        if extra.get("finished"):
-            status["finished_at"] = now
-        return status
+        return JobStatus(
+            job_id=self.spec.job_id,
+            job_dir=self.job_dir,
+            blend=self.spec.blend,
+            output_dir=self.spec.output_dir,
+            state=state,
+            phase=phase or (supervisor.phase() if supervisor else "starting"),
+            pid=os.getpid(),
+            started_at=self.started_wall,
+            updated_at=now,
+            elapsed=round(self.clock() - self.started, 3),
+            eta_seconds=supervisor.eta_seconds() if supervisor and self.queue.planned else None,
+            device_type=self.device_type,
+            layout=self.spec.layout,
+            autotune=self.autotune,
+            frames=self.queue.counts() if supervisor else {},
+            failed_frames={str(frame): error for frame, error in sorted(self.queue.failed.items())},
+            lanes=[run.to_status() for run in supervisor.runs.values()] if supervisor else [],
+            message=self.message,
+            video=video,
+            finished_at=now if finished else None,
+        )
 
-    def write_status(self, state: str, phase: str | None = None, **extra) -> dict:
-        status = self.status(state, phase, **extra)
+    def write_status(self, state: str, phase: str | None = None, video: str | None = None,
+                     finished: bool = False) -> JobStatus:  # fmt: skip
+        status = self.status(state, phase, video, finished)
         jobs.write_status(self.job_dir, status)
         self.on_status(status)
         return status
 
 
-def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> dict:
+def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> JobStatus:
     """Run a job folder in this process until it ends; SIGINT/SIGTERM cancel it cleanly."""
     job = JobRun(job_dir, **options)
     if handle_signals:
@@ -486,7 +389,7 @@ def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> dict:
     except SpecError as error:
         job.message = str(error)
         status = job.status("failed", phase="failed", finished=True)
-        status["error"] = str(error)
+        status.error = str(error)
         jobs.write_status(job_dir, status)
         raise
     finally:

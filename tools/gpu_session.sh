@@ -12,7 +12,7 @@ export GRF_BLENDER=${GRF_BLENDER:-/tmp/kit/bin/bpy-python} PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; W=/tmp/grf; mkdir -p "$OUT" $W
 py() { ${PY:-python3} -m dispatcher "$@"; }
 scene() {  # scene NAME FRAMES SIZE SAMPLES
-  [ -f "$W/$1.blend" ] || $GRF_BLENDER dispatcher/demo_scene.py --out "$W/$1.blend" --frames "$2" --size "$3" --samples "$4" >/dev/null 2>&1
+  [ -f "$W/$1.blend" ] || $GRF_BLENDER dispatcher/blender_scripts/demo_scene.py --out "$W/$1.blend" --frames "$2" --size "$3" --samples "$4" >/dev/null 2>&1
 }
 watch_job() {  # watch_job JOBDIR LIMIT: print phase and lanes every 5 s until the job ends
   local t0=$SECONDS
@@ -54,7 +54,7 @@ checks)
   py report $W/chk_job | head -5
   echo "== worker told to use the GPU while CUDA sees none (the silent CPU fallback trap)"
   pci=$(python3 -c "import json; print(json.load(open('$OUT/devices.json'))['gpus'][0]['cycles_pci'])")
-  CUDA_VISIBLE_DEVICES= $GRF_BLENDER dispatcher/worker.py --blend $W/chk.blend --device-type OPTIX --gpu-pci "$pci" </dev/null 2>/dev/null; echo "exit $?"
+  CUDA_VISIBLE_DEVICES= $GRF_BLENDER dispatcher/blender_scripts/worker.py --blend $W/chk.blend --device-type OPTIX --gpu-pci "$pci" </dev/null 2>/dev/null; echo "exit $?"
   echo "== asking for a GPU that is not there"; py render $W/chk.blend -o $W/x --gpus 7; echo "exit $?"
   echo "== 2 workers on one GPU vs 1, persistent data off (24 frames each)"
   for m in 1 2; do t=$SECONDS

@@ -92,7 +92,7 @@ PY
     py report "$C/job"
     echo "== after prepare"; py devices --blender "$GRF_BLENDER"
     echo "== a user's first render on the prepared cache (new processes)"
-    [ -f "$C/s.blend" ] || $GRF_BLENDER dispatcher/demo_scene.py --out "$C/s.blend" --frames 4 --size 640x360 --samples 32 >/dev/null 2>&1
+    [ -f "$C/s.blend" ] || $GRF_BLENDER dispatcher/blender_scripts/demo_scene.py --out "$C/s.blend" --frames 4 --size 640x360 --samples 32 >/dev/null 2>&1
     t=$SECONDS; py render "$C/s.blend" -o "$C/out" --job-dir "$C/first" --gpus 0 --frames 1-2 --quiet --json > "$C/first.json"
     echo "first render: exit $? wall $((SECONDS - t)) s"; py report "$C/first" | tail -22
   else

@@ -22,9 +22,11 @@ LANE_SPREAD_FRAMES = 0.5
 def setup_seconds(run) -> float | None:
     """Launch -> ready to render of a Blender run (its 'setup' records); the shortest lane."""
     values = [
-        report._number(record["end"]) - report._number(record["start"])
+        end - start
         for record in run.records
-        if record.get("status") == "setup" and report._number(record.get("end")) is not None
+        if record.get("status") == "setup"
+        and (end := report._number(record.get("end"))) is not None
+        and (start := report._number(record.get("start"))) is not None
     ]
     return min(values) if values else None
 
@@ -49,17 +51,16 @@ def with_extrapolation(runs: dict) -> dict:
 def first_frame_sent(run) -> float | None:
     """Seconds from launching the command to the first frame handed to a worker."""
     starts = [
-        report._number(record.get("start"))
+        start
         for record in run.records
         if record.get("status") != "setup" and record.get("frame") is not None
-    ]
-    starts = [start for start in starts if start is not None]
+        and (start := report._number(record.get("start"))) is not None
+    ]  # fmt: skip
     return min(starts) - run.started if starts else None
 
 
 def bare_start(runs: dict, names=("blender-1gpu", "combined-pd", "combined")) -> float | None:
-    values = [setup_seconds(runs[name]) for name in names if name in runs and runs[name].ok]
-    values = [value for value in values if value is not None]
+    values = [value for name in names if name in runs and runs[name].ok and (value := setup_seconds(runs[name]))]
     return min(values) if values else None
 
 
