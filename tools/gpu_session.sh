@@ -6,6 +6,7 @@
 #   bash tools/gpu_session.sh verify   autotune vs the best approach; a CPU lane beside the GPU
 #   bash tools/gpu_session.sh i12      issue 12, one call on 2 GPUs (~8 min): tools/i12_session.sh
 #   bash tools/gpu_session.sh i12-cold issue 12: prepare on an empty kernel cache (6-8 min; rerun to collect)
+#   bash tools/gpu_session.sh i12-collect  tables of a cut-short i12 run
 # Needs /tmp/kit/bin/bpy-python (the kit) and the machine's python3 with psutil and pynvml.
 set -u
 export GRF_BLENDER=${GRF_BLENDER:-/tmp/kit/bin/bpy-python} PYTHONUNBUFFERED=1
@@ -77,6 +78,6 @@ verify)  # autotune vs the best approach on both variants; a CPU lane beside the
     python3 -c "import json; s=json.load(open('$W/cl.json')); print(s['state'], s['frames']); [print(' ', l['name'], l['state'], l['frames_done'], l['seconds_per_frame']) for l in s['lanes']]"
     grep -c '"backup": true' $W/cljob$lane/frames.jsonl | sed 's/^/  frames won by a backup copy: /'
   done ;;
-i12|i12-cold) exec bash tools/i12_session.sh "${1#i12}" ;;
+i12|i12-cold|i12-collect) exec bash tools/i12_session.sh "${1#i12}" ;;
 *) echo "usage: gpu_session.sh cold|checks|bench ...|verify|i12|i12-cold"; exit 2 ;;
 esac
