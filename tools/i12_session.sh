@@ -70,7 +70,7 @@ cold() {
   O=$OUT/i12-cold; C=/tmp/i12-cold; mkdir -p "$O" "$C"
   export CUDA_CACHE_PATH=$C/cuda-cache OPTIX_CACHE_PATH=$C/optix-cache  # empty: what a new user's card has
   if [ ! -f "$C/started" ]; then
-    rm -rf "$C"/*; mkdir -p "$CUDA_CACHE_PATH" "$OPTIX_CACHE_PATH"; date +%s > "$C/started"
+    rm -rf "$C"/*; mkdir -p "$CUDA_CACHE_PATH" "$OPTIX_CACHE_PATH"; date +%s > "$C/started"; : > "$C/prepare.log"
     py devices --blender "$GRF_BLENDER" | tee "$C/before.txt"
     setsid nohup bash -c "t=\$(date +%s); $PY -m dispatcher prepare --blender '$GRF_BLENDER' --gpus 0 \
       --job-dir '$C/job'; echo \"prepare exit \$? after \$((\$(date +%s) - t)) s\"" > "$C/prepare.log" 2>&1 < /dev/null &
