@@ -11,7 +11,8 @@ from farmtest import load_extension
 bpy = pytest.importorskip("bpy")
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "gpu_render_farm"
-OPERATORS = ("render_all", "refresh_devices", "cancel_job", "resume_job", "open_output", "play_video", "show_message")
+OPERATORS = ("render_all", "refresh_devices", "cancel_job", "resume_job", "open_output", "play_video", "show_message",
+             "prepare_gpus")
 
 
 
