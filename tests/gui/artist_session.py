@@ -249,6 +249,9 @@ def output_tab_details():
     check(drawn().get("lanes") and all("stopped" in text for _name, text in drawn()["lanes"]),
           "each lane's bar says it stopped")
     shot("10b-output-details", drawn().get("kind", ""))
+    for _ in range(40):  # and back to the top, so the block is in view again
+        xdotool("click", "4")
+    yield 0.5
     area.spaces.active.context = "RENDER"
     area.tag_redraw()
     yield from until(lambda: drawn().get("where") == "render", 10, "the Render tab again")
@@ -293,6 +296,8 @@ def reopened_after_restart():
                      "the reopened Blender's panel showing the job")
     if drawn()["kind"] == "running":
         check(drawn()["busy"] and drawn()["buttons"]["Cancel"], "Cancel offered for the job still rendering")
+        yield from find_button("bpy.ops.grf.cancel_job()")  # on screen, not scrolled away
+        xdotool("mousemove", 600, 500)
         shot("13-restarted", "running")
     yield from until(kind_is("done", busy=False), 400, "the job done in the reopened Blender")
     check(drawn()["bar"].startswith("Done — "), "the done headline after the restart")
