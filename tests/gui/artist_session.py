@@ -296,9 +296,9 @@ def reopened_after_restart():
                      "the reopened Blender's panel showing the job")
     if drawn()["kind"] == "running":
         check(drawn()["busy"] and drawn()["buttons"]["Cancel"], "Cancel offered for the job still rendering")
+        shot("13-restarted", "running")
         yield from find_button("bpy.ops.grf.cancel_job()")  # on screen, not scrolled away
         xdotool("mousemove", 600, 500)
-        shot("13-restarted", "running")
     yield from until(kind_is("done", busy=False), 400, "the job done in the reopened Blender")
     check(drawn()["bar"].startswith("Done — "), "the done headline after the restart")
     shot("14-restarted-done", "done")
