@@ -89,8 +89,9 @@ def until(condition, timeout: float, what: str):
         yield 0.25
 
 
-def find_button(command: str):
-    """Hover down the Properties editor until Blender reports the button under the pointer runs `command`."""
+def find_button(*commands: str):
+    """Hover down the Properties editor until Blender reports the button under the pointer runs one of
+    `commands`."""
     x0, top, width, _height = region_rect()
     window, area, region = properties()
     for dy in range(8, 360, 5):
@@ -101,9 +102,9 @@ def find_button(command: str):
         with bpy.context.temp_override(window=window, area=area, region=region):
             if bpy.ops.ui.copy_python_command_button.poll():
                 bpy.ops.ui.copy_python_command_button()
-        if bpy.context.window_manager.clipboard == command:
+        if bpy.context.window_manager.clipboard in commands:
             return x, y
-    raise AssertionError(f"no button running {command} under the pointer in the Properties editor")
+    raise AssertionError(f"no button running {' or '.join(commands)} under the pointer in the Properties editor")
 
 
 def job_dir() -> str:
@@ -297,7 +298,8 @@ def reopened_after_restart():
     if drawn()["kind"] == "running":
         check(drawn()["busy"] and drawn()["buttons"]["Cancel"], "Cancel offered for the job still rendering")
         shot("13-restarted", "running")
-        yield from find_button("bpy.ops.grf.cancel_job()")  # on screen, not scrolled away
+        # on screen, not scrolled away: Cancel, or Render again if the job ended meanwhile
+        yield from find_button("bpy.ops.grf.cancel_job()", "bpy.ops.grf.render_all()")
         xdotool("mousemove", 600, 500)
     yield from until(kind_is("done", busy=False), 400, "the job done in the reopened Blender")
     check(drawn()["bar"].startswith("Done — "), "the done headline after the restart")
