@@ -398,6 +398,16 @@ def serve(bpy, scene, channel: Channel, progress: Progress) -> None:
                          finished_at=finished_at)  # fmt: skip
 
 
+def cycles_lib_dir() -> str | None:
+    """Cycles' kernel folder (its kernel_sm_*.cubin show which cards need no compile)."""
+    try:
+        import cycles
+
+        return os.path.join(os.path.dirname(cycles.__file__), "lib")
+    except Exception:
+        return None
+
+
 def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
@@ -439,6 +449,7 @@ def main() -> None:
         visible=os.environ.get("CUDA_VISIBLE_DEVICES"),
         node=socket.gethostname(),
         times=times,
+        cycles_lib=cycles_lib_dir(),
         **settings,
     )
     serve(bpy, scene, channel, progress)
