@@ -151,7 +151,9 @@ def resolve_job(job: str) -> str:
 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_devices(args) -> int:
-    report = detect_gpus()
+    from .visible import apply_visibility, passed_through
+
+    report = apply_visibility(detect_gpus())
     if args.json:
         print(json.dumps(report.to_dict(), indent=1))
         return EXIT_OK
@@ -167,6 +169,10 @@ def cmd_devices(args) -> int:
             f"GPU {gpu.index}: {gpu.name}  {gpu.memory_used_mb}/{gpu.memory_total_mb} MiB  "
             f"{' '.join(extras)}  {gpu.uuid}  PCI {gpu.pci_bus_id}"
         )
+    for card in report.hidden:
+        print(f"GPU {card['index']}: {card['name']}  {card['uuid']}  hidden: {card['reason']}")
+    for name, value in passed_through().items():
+        print(f"{name}={value!r}: passed on unchanged to HIP / oneAPI workers")
     cpu = report.cpu
     print(f"CPU: {cpu.get('usable_cores', cpu.get('logical_cores'))} usable cores, "
           f"{cpu.get('memory_available_mb', '?')} MiB RAM free")  # fmt: skip

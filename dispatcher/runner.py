@@ -20,6 +20,7 @@ from .lanes import Lane, plan_lanes
 from .process import LocalFactory, default_program, worker_command
 from .spec import IMAGE_FORMATS, JobSpec, SpecError, write_json_atomic
 from .supervisor import Supervisor, SupervisorConfig
+from .visible import apply_visibility
 
 TEMP_MARK = ".grf-"
 MIN_FREE_BYTES = 64 * 2**20
@@ -72,7 +73,7 @@ def preflight(spec: JobSpec, report: DeviceReport | None = None) -> tuple[str, D
     spec.validate()
     check_blend(spec.blend)
     check_output_dir(spec.output_dir)
-    report = report or detect_gpus()
+    report = apply_visibility(report or detect_gpus())  # the cards this environment allows, others hidden
     device_type = spec.device_type or best_device_type(report)
     program = spec.blender or default_program()
     if not program:
