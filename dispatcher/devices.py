@@ -40,7 +40,7 @@ class DeviceReport:
     reason: str | None = None
     driver: str | None = None
     cpu: dict = field(default_factory=dict)
-    hidden: list[dict] | None = None  # cards this environment may not use (visible.apply_visibility); None: not narrowed
+    hidden: list[dict] | None = None  # cards this environment may not use; None: not narrowed yet
 
     def to_dict(self) -> dict:
         return {

@@ -96,7 +96,8 @@ prefs = __import__(name + ".preferences", fromlist=["x"])
 jobs = __import__(name + ".dispatcher.jobs", fromlist=["x"])
 refresh = bpy.ops.grf.refresh_devices()
 site = bpy.utils.user_resource("EXTENSIONS", path=".local/lib/python3.11/site-packages")
-probe = "import sys; sys.path.insert(0, sys.argv[1]); import psutil, pynvml, filelock; print(psutil.__file__, pynvml.__file__, filelock.__file__)"
+probe = ("import sys; sys.path.insert(0, sys.argv[1]); import psutil, pynvml, filelock; "
+         "print(psutil.__file__, pynvml.__file__, filelock.__file__)")
 wheel_check = subprocess.run([sys.executable, "-c", probe, site], capture_output=True, text=True)
 print("RESULT " + json.dumps({
     "install": sorted(result), "enabled": name in bpy.context.preferences.addons,
