@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", default="320x180")
     demo.add_argument("--samples", type=int, default=16)
 
+    _add_optional(commands, "jobs", "running, queued and recent jobs", "dispatcher.job_list")
     _add_optional(commands, "bench", "benchmark approaches and print a table", "dispatcher.bench")
     _add_optional(commands, "report", "per-lane timeline and summary of a finished job", "dispatcher.report")
     return parser
@@ -71,8 +72,8 @@ def _add_optional(commands, name: str, text: str, module: str) -> None:
 
 def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", "-f", help="e.g. 1-250, 1-100x2, 5,9,12-20 (default: the scene's range)")
-    parser.add_argument("--output", "-o", help="output folder (default: ./render/<file name>)")
-    parser.add_argument("--pattern", default="frame_####", help="file name pattern, # = frame digits")
+    parser.add_argument("--output", "-o", help="output folder (default: the scene's output path, as Blender uses it)")
+    parser.add_argument("--pattern", help="file name, # = frame digits (default: the scene's; frame_#### with -o)")
     parser.add_argument("--format", dest="file_format", help="PNG, OPEN_EXR, JPEG, TIFF (default: the scene's)")
     parser.add_argument("--device", dest="device_type", type=str.upper, help=f"{', '.join(DEVICE_TYPES)}")
     parser.add_argument("--layout", default="per-card", choices=LAYOUTS)
@@ -83,7 +84,13 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu-lanes", type=int, default=0, help="CPU lanes when rendering on the CPU")
     parser.add_argument("--threads", type=int, help="threads per worker")
     parser.add_argument("--no-persistent-data", dest="persistent_data", action="store_false")
-    parser.add_argument("--overwrite", action="store_true", help="render frames that already exist")
+    policy = parser.add_mutually_exclusive_group()
+    policy.add_argument("--overwrite", dest="policy", action="store_const", const="overwrite",
+                        help="render every frame, even those already in the folder (default: the scene's Overwrite)")
+    policy.add_argument("--skip-existing", dest="policy", action="store_const", const="skip",
+                        help="keep valid frames already in the folder (the summary says which job made them)")
+    parser.add_argument("--queue", action="store_true",
+                        help="if another job is writing the output folder, wait for it instead of refusing")
     parser.add_argument("--blender", help="Blender binary or Python with bpy that runs the workers")
     parser.add_argument("--trust", action="store_true", help="let scripts inside the .blend run")
     parser.add_argument("--samples", type=int, help="override the scene's Cycles samples")
@@ -110,12 +117,11 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
             resolution = tuple(int(value) for value in args.resolution.lower().split("x"))
         except ValueError:
             raise SpecError(f"resolution must look like 1920x1080, not {args.resolution!r}") from None
-    output = args.output or os.path.join("render", os.path.splitext(os.path.basename(args.blend))[0])
     return JobSpec(
         blend=os.path.abspath(args.blend),
-        output_dir=os.path.abspath(output),
+        output_dir=os.path.abspath(args.output) if args.output else "",  # "": the scene's (apply_scene_output)
         frames=args.frames,
-        file_pattern=args.pattern,
+        file_pattern=args.pattern or "frame_####",
         file_format=args.file_format,
         device_type=args.device_type,
         layout=args.layout,
@@ -126,7 +132,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         cpu_lanes=args.cpu_lanes,
         threads=args.threads,
         persistent_data=args.persistent_data,
-        overwrite="overwrite" if args.overwrite else "skip",
+        overwrite=args.policy or "overwrite",
+        wait_for_output=args.queue,
         blender=args.blender,
         trust_scripts=args.trust,
         samples=args.samples,
@@ -138,6 +145,30 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         ray_address=args.ray_address,
         extra={"ray_ship_files": True} if getattr(args, "ship_files", False) else {},
     ).validate()
+
+
+def apply_scene_output(spec: JobSpec, args: argparse.Namespace) -> JobSpec:
+    """Blender's output rules (dispatcher/output_rules.py): the scene's path, Overwrite and Placeholders."""
+    from .output_rules import apply_scene_rules, read_output_facts
+    from .process import default_program
+    from .runner import check_blend
+
+    check_blend(spec.blend)
+    program = spec.blender or default_program()
+    if not program:
+        raise SpecError("no Blender found: pass --blender PATH (a Blender binary or a Python with bpy)")
+    facts = read_output_facts(program, spec.blend, spec.trust_scripts)
+    if not facts.get("camera"):
+        raise SpecError(f"scene '{facts.get('scene')}' has no camera: add one or set the scene camera")
+    chosen = {"overwrite": args.policy, "frames": args.frames, "file_format": args.file_format}
+    fields = apply_scene_rules(chosen, facts, args.output, args.pattern)
+    extension = fields.pop("extra_scene_extension", None)
+    if extension:
+        spec.extra["scene_extension"] = extension
+    for name, value in fields.items():
+        setattr(spec, name, value)
+    spec.extra.setdefault("scene", facts.get("scene"))
+    return spec.validate()
 
 
 def resolve_job(job: str) -> str:
@@ -180,7 +211,13 @@ def cmd_devices(args) -> int:
 
 
 def cmd_render(args) -> int:
-    spec = spec_from_args(args)
+    from .output_lock import describe_owner, output_busy
+
+    spec = apply_scene_output(spec_from_args(args), args)
+    owner = output_busy(spec.output_dir)
+    if owner and not spec.wait_for_output:
+        raise SpecError(f"output folder {spec.output_dir} is being written by {describe_owner(owner)}; "
+                        "wait for it, cancel it, or add --queue to start when it is done")  # fmt: skip
     if spec.backend == "ray":
         from .ray_backend import check_ray
 
@@ -306,10 +343,13 @@ def summary_table(status: dict) -> str:
         if lane.get("last_error"):
             lines.append(f"{'':<12} last error: {lane['last_error']}")
     rendered = frames.get("rendered", frames.get("done", 0))
+    if "kept" in frames:  # this job's earlier frames, and existing frames kept by --skip-existing
+        earlier = f"{frames.get('done_before', 0)} done earlier by this job, {frames['kept']} kept"
+    else:
+        earlier = f"{frames.get('skipped', 0)} skipped"
     lines.append(
-        f"frames: {frames.get('done', 0)}/{frames.get('total', 0)} done ({rendered} rendered, "
-        f"{frames.get('skipped', 0)} skipped, {frames.get('failed', 0)} failed); wall {elapsed:.1f} s; "
-        f"{_rate(rendered, elapsed)} frames/min"
+        f"frames: {frames.get('done', 0)}/{frames.get('total', 0)} done ({rendered} rendered, {earlier}, "
+        f"{frames.get('failed', 0)} failed); wall {elapsed:.1f} s; {_rate(rendered, elapsed)} frames/min"
     )
     for frame, error in list(status.get("failed_frames", {}).items())[:10]:
         lines.append(f"failed frame {frame}: {error}")

@@ -15,10 +15,12 @@ from . import jobs
 from .devices import DeviceReport, best_device_type, detect_gpus
 from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
-from .images import check_image
 from .lanes import Lane, plan_lanes
+from .leases import CardLeases
+from .output_guard import OutputGuard
+from .output_lock import describe_owner, job_lock
 from .process import LocalFactory, default_program, worker_command
-from .spec import IMAGE_FORMATS, JobSpec, SpecError, write_json_atomic
+from .spec import JobSpec, SpecError, write_json_atomic
 from .supervisor import Supervisor, SupervisorConfig
 from .visible import apply_visibility
 
@@ -83,9 +85,11 @@ def preflight(spec: JobSpec, report: DeviceReport | None = None) -> tuple[str, D
     return device_type, report, program
 
 
-def temp_path_for(final_path: str, lane: str) -> str:
+def temp_path_for(final_path: str, lane: str, job_id: str = "") -> str:
+    """A worker's temporary file beside the frame, unique per job and lane."""
     directory, name = os.path.split(final_path)
-    return os.path.join(directory, f".{name}{TEMP_MARK}{lane}.part")
+    owner = f"{job_id}-{lane}" if job_id else lane
+    return os.path.join(directory, f".{name}{TEMP_MARK}{owner}.part")
 
 
 def clean_stale_temps(directory: str) -> int:
@@ -123,6 +127,7 @@ class JobRun:
         self.started_wall = time.time()
         self.started = clock()
         self.message: str | None = None
+        self.notice: str | None = None  # e.g. how many existing frames were kept, and from which job
         self.config = supervisor_config or SupervisorConfig(
             hang_timeout=self.spec.hang_timeout,
             first_frame_timeout=self.spec.first_frame_timeout,
@@ -137,11 +142,26 @@ class JobRun:
         self.autotune_pending = False
         self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
+        self.guard = OutputGuard(self.spec, job_dir)
+        self.leases: CardLeases | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self) -> bool:
+        """Take the output folder, plan the frames, then lanes and cards; False when cancelled while waiting."""
         device_type, self.report, self.program = preflight(self.spec, self.report)
         self.device_type = device_type
+        waiting = lambda owner: self.write_status("queued", phase=f"Waiting for {describe_owner(owner)} "  # noqa: E731
+                                                  f"to finish writing {self.spec.output_dir}")  # fmt: skip
+        if not self.guard.claim(on_wait=waiting, cancelled=self._cancelled):
+            return False
+        clean_stale_temps(self.spec.output_dir)  # this job holds the folder: no other writer is live
+        cached = self._cached_scene()
+        if cached:
+            self._on_scene(cached)
+        elif self.spec.frames and self.extension is not None:
+            self._plan(parse_frames(self.spec.frames))
+        if self.queue.finished:
+            return True  # nothing left to render: no worker is started
         if self.spec.backend == "ray":
             from .ray_backend import prepare_ray  # lanes from the cluster's nodes, one Ray actor each
 
@@ -150,15 +170,31 @@ class JobRun:
             if self.spec.layout == "auto":
                 self._autotune()
             self.lanes = plan_lanes(self.spec, self.report, device_type)
-        clean_stale_temps(self.spec.output_dir)
+            if not self._lease_cards():
+                return False
         self.supervisor = self._new_supervisor()
-        cached = self._cached_scene()
         if cached:
             self.supervisor.scene = cached
-            self._on_scene(cached)
-        elif self.spec.frames and self.extension:
-            self._plan(parse_frames(self.spec.frames))
+        return True
 
+    def _cancelled(self) -> bool:
+        return self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request"))
+
+    def _lease_cards(self) -> bool:
+        """Wait first-come for the lanes' cards; keep only the lanes whose cards this job now holds."""
+        wanted = [[gpu.uuid for gpu in lane.gpus] for lane in self.lanes if lane.gpus]
+        if not wanted:
+            return True
+        self.leases = CardLeases(jobs.default_jobs_root(), self.spec.job_id, self.job_dir)
+        taken = self.leases.acquire(
+            wanted, on_wait=lambda why: self.write_status("queued", phase=why), cancelled=self._cancelled
+        )
+        if taken is None:
+            return False
+        if len(taken) < len({card for lane in wanted for card in lane}):
+            self.spec.gpus = taken  # start now on the free cards (this run only; spec.json is unchanged)
+            self.lanes = plan_lanes(self.spec, self.report, self.device_type)
+        return True
     def _autotune(self) -> None:
         """Choose the layout now: from the cached scene facts, else provisionally from the machine alone.
 
@@ -241,7 +277,9 @@ class JobRun:
             self.message = "the scene has no camera: add one or set the scene camera"
             self.cancel_requested.set()
             return
-        self.extension = IMAGE_FORMATS.get(self.spec.file_format) if self.spec.file_format else scene["file_extension"]
+        self.extension = self.spec.frame_extension()
+        if self.extension is None:
+            self.extension = scene["file_extension"]
         if self.queue.planned:
             return
         try:
@@ -256,19 +294,22 @@ class JobRun:
         self._plan(frames)
 
     def _plan(self, frames: list[int]) -> None:
-        already = set()
-        if self.spec.overwrite == "skip":
-            already = {frame for frame in frames if check_image(self._final(frame)) is None}
-        self.queue.plan(frames, already)
-        for frame in sorted(already):
-            self._log_frame({"frame": frame, "status": "skipped", "path": self._final(frame)})
+        """This job's intact frames are done; existing ones are kept only with the skip policy (and said so)."""
+        plan = self.guard.classify(frames, self._final)
+        self.queue.plan(frames, set(plan.done_before) | set(plan.kept))
+        self.notice = plan.kept_summary()
+        if plan.to_render:  # an intact job's resume leaves frames.jsonl as it is
+            self._log_frame({"event": "plan", "to_render": len(plan.to_render), "done_before": len(plan.done_before),
+                             "kept": len(plan.kept), "kept_from": dict(plan.kept_from)})  # fmt: skip
 
     def _final(self, frame: int) -> str:
         return output_path(self.spec.output_dir, self.spec.file_pattern, frame, self.extension or "")
 
     def _paths(self, frame: int, lane: str) -> tuple[str, str]:
         final = self._final(frame)
-        return temp_path_for(final, lane), final
+        if self.spec.placeholders and not os.path.exists(final):
+            open(final, "ab").close()  # the scene's Placeholders: other renderers see the frame is taken
+        return temp_path_for(final, lane, self.spec.job_id), final
 
     def _worker_args(self, lane: Lane) -> list[str]:
         args = [
@@ -308,13 +349,18 @@ class JobRun:
         return self.factory.start(key, argv, self.worker_env(lane), log_path, inbox)
 
     def _log_frame(self, record: dict) -> None:
+        if record.get("status") == "done":
+            self.guard.record(record["path"], record["frame"])
         self.frames_log.write(json.dumps(record) + "\n")
         self.frames_log.flush()
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> dict:
         jobs.write_pid(self.job_dir)
-        self.prepare()
+        if not self.prepare():
+            return self._finish("cancelled")
+        if self.supervisor is None:  # every frame is already done or kept
+            return self._finish("done")
         self.supervisor.start()
         state = "running"
         last_write = 0.0
@@ -324,7 +370,7 @@ class JobRun:
                 if self.replan_choice is not None:
                     choice, self.replan_choice = self.replan_choice, None
                     self._replan(choice)
-                if self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request")):
+                if self._cancelled():
                     state = "cancelled"
                     break
                 if self._disk_full():
@@ -345,6 +391,9 @@ class JobRun:
                 self.message = self._failure_message()
         if state == "cancelled" and self.message:
             state = "failed"
+        return self._finish(state)
+
+    def _finish(self, state: str) -> dict:
         video = None
         if state == "done" and self.spec.video:
             self.write_status("running", phase="encoding video")
@@ -391,13 +440,20 @@ class JobRun:
             time.sleep(0.05)
         supervisor.shutdown()
         clean_stale_temps(self.spec.output_dir)
+        if self.spec.placeholders:  # as Blender does: a frame not finished leaves no empty placeholder
+            for frame in [*self.queue.pending, *self.queue.in_flight]:
+                if os.path.exists(self._final(frame)) and os.path.getsize(self._final(frame)) == 0:
+                    os.remove(self._final(frame))
         close = getattr(self.factory, "close", None)
         if close:
             close()  # the Ray backend kills its actors and shuts down a Ray it started
 
     def status(self, state: str, phase: str | None = None, **extra) -> dict:
         supervisor = self.supervisor
-        counts = self.queue.counts() if supervisor else {}
+        counts = self.queue.counts() if self.queue.planned else {}
+        plan = self.guard.plan
+        if plan is not None:
+            counts.update(done_before=len(plan.done_before), kept=len(plan.kept))
         now = time.time()
         status = {
             "job_id": self.spec.job_id,
@@ -417,7 +473,7 @@ class JobRun:
             "frames": counts,
             "failed_frames": {str(frame): error for frame, error in sorted(self.queue.failed.items())},
             "lanes": [run.to_status() for run in supervisor.runs.values()] if supervisor else [],
-            "message": self.message,
+            "message": self.message or self.notice,
             "video": extra.get("video"),
         }
         if extra.get("finished"):
@@ -433,6 +489,16 @@ class JobRun:
 
 def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> dict:
     """Run a job folder in this process until it ends; SIGINT/SIGTERM cancel it cleanly."""
+    lock = job_lock(job_dir)
+    if not lock.try_acquire(timeout=2.0):  # another process runs this job: leave its files alone
+        raise SpecError(f"job {os.path.basename(job_dir)} is already running")
+    try:
+        return _run_locked(job_dir, handle_signals, options)
+    finally:
+        lock.release()
+
+
+def _run_locked(job_dir: str, handle_signals: bool, options: dict) -> dict:
     job = JobRun(job_dir, **options)
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -446,6 +512,9 @@ def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> dict:
         jobs.write_status(job_dir, status)
         raise
     finally:
+        job.guard.release()
+        if job.leases is not None:
+            job.leases.release()
         try:
             os.remove(os.path.join(job_dir, "dispatcher.pid"))
         except OSError:

@@ -1,0 +1,95 @@
+"""What a run may write and what it must render: the folder's write lock, the job's identity, the plan.
+
+The runner holds one ``OutputGuard`` per run. It takes the output folder's lock (or waits for it),
+knows this job's identity (job id, source .blend, the SHA-256 of the file the workers open, a hash of
+the pixel-changing settings), splits the frames with the folder's manifest, and records every frame the
+run puts in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+from .images import check_image
+from .manifest import Classified, Identity, Manifest, classify, file_hash, settings_hash
+from .output_lock import OutputLock
+from .spec import JobSpec, write_json_atomic
+
+IDENTITY_FILE = "identity.json"
+
+
+def source_blend(spec: JobSpec) -> str:
+    """The artist's .blend (the add-on renders a snapshot of it inside the job folder)."""
+    return os.path.realpath(spec.extra.get("source_blend") or spec.extra.get("audio_blend") or spec.blend)
+
+
+def pixel_settings(spec: JobSpec) -> dict:
+    """The job settings that change what a frame looks like."""
+    return {
+        "scene": spec.extra.get("scene"),
+        "samples": spec.samples,
+        "resolution": list(spec.resolution) if spec.resolution else None,
+        "file_format": spec.file_format,
+    }
+
+
+def blend_identity(job_dir: str, blend: str) -> str:
+    """The .blend's SHA-256, cached in the job folder while the file's size and time stay the same."""
+    stat = os.stat(blend)
+    key = {"path": blend, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    cache = os.path.join(job_dir, IDENTITY_FILE)
+    try:
+        with open(cache, encoding="utf-8") as handle:
+            cached = json.load(handle)
+        if all(cached.get(name) == value for name, value in key.items()):
+            return cached["sha256"]
+    except (OSError, ValueError, KeyError):
+        pass
+    digest = file_hash(blend)
+    write_json_atomic(cache, {**key, "sha256": digest})
+    return digest
+
+
+class OutputGuard:
+    """The output folder's lock, manifest and this job's identity for one run."""
+
+    def __init__(self, spec: JobSpec, job_dir: str):
+        self.spec = spec
+        self.job_dir = job_dir
+        self.lock = OutputLock(spec.output_dir, spec.job_id, job_dir)
+        self.manifest = Manifest(spec.output_dir)
+        self.identity: Identity | None = None
+        self.plan: Classified | None = None
+
+    def claim(
+        self,
+        on_wait: Callable[[dict], None] | None = None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        """Take the folder (raise Busy, or wait with the spec's ``wait_for_output``); False when cancelled."""
+        if not self.lock.acquire(wait=self.spec.wait_for_output, on_wait=on_wait, cancelled=cancelled):
+            return False
+        blend_hash = blend_identity(self.job_dir, self.spec.blend)
+        self.identity = Identity(
+            self.spec.job_id, source_blend(self.spec), blend_hash, settings_hash(pixel_settings(self.spec))
+        )
+        return True
+
+    def classify(self, frames: list[int], final_path: Callable[[int], str]) -> Classified:
+        """This job's intact frames, the existing frames it keeps (skip policy) and those it renders."""
+        records = self.manifest.load()
+        keep = self.spec.overwrite == "skip"
+        self.plan = classify(frames, final_path, records, self.identity, keep_existing=keep, check=check_image)
+        if self.plan.to_render:
+            self.manifest.compact(records)
+        return self.plan
+
+    def record(self, path: str, frame: int) -> None:
+        if self.identity is not None and os.path.exists(path):
+            self.manifest.add(path, frame, self.identity)
+
+    def release(self) -> None:
+        self.manifest.close()
+        self.lock.release()
