@@ -16,7 +16,7 @@ from bpy.app.handlers import persistent
 
 INTERVAL = 1.0
 LAUNCH_GRACE = 30.0  # seconds a launched job may take to write its pid
-ACTIVE_STATES = ("starting", "running")
+ACTIVE_STATES = ("starting", "queued", "running")
 
 devices = None  # DeviceReport from the last explicit refresh
 cycles_devices: list[tuple[str, str]] = []  # (name, type) when NVML has no GPU

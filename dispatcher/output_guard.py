@@ -13,11 +13,12 @@ import os
 from collections.abc import Callable
 
 from .images import check_image
-from .manifest import Classified, Identity, Manifest, classify, file_hash, settings_hash
-from .output_lock import OutputLock
+from .manifest import MANIFEST, Classified, Identity, Manifest, classify, file_hash, settings_hash
+from .output_lock import OUTPUT_LOCK, OutputLock
 from .spec import JobSpec, write_json_atomic
 
 IDENTITY_FILE = "identity.json"
+FOLDER_FILES = (MANIFEST, OUTPUT_LOCK)  # what the farm keeps in an output folder besides the frames
 
 
 def source_blend(spec: JobSpec) -> str:

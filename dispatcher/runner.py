@@ -299,8 +299,9 @@ class JobRun:
         self.queue.plan(frames, set(plan.done_before) | set(plan.kept))
         self.notice = plan.kept_summary()
         if plan.to_render:  # an intact job's resume leaves frames.jsonl as it is
-            self._log_frame({"event": "plan", "to_render": len(plan.to_render), "done_before": len(plan.done_before),
-                             "kept": len(plan.kept), "kept_from": dict(plan.kept_from)})  # fmt: skip
+            self._log_frame({"status": "planned", "to_render": len(plan.to_render),
+                             "done_before": len(plan.done_before), "kept": len(plan.kept),
+                             "kept_from": dict(plan.kept_from)})  # fmt: skip
 
     def _final(self, frame: int) -> str:
         return output_path(self.spec.output_dir, self.spec.file_pattern, frame, self.extension or "")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import bpy
 
 from ..dispatcher.frames import FrameSyntaxError, parse_frames
+from ..dispatcher.output_rules import split_output_path
 from ..dispatcher.spec import IMAGE_FORMATS, MOVIE_EXTENSIONS, JobSpec, SpecError
 from ..preferences import device_used, per_gpu_overrides, worker_program
 
@@ -70,19 +71,15 @@ def frames_text(scene) -> str:
 
 
 def output_target(scene) -> tuple[str, str]:
-    """(absolute output folder, file pattern) from the panel's folder or the scene's output path."""
-    path = scene.render.filepath or "//render/"
-    folder, name = os.path.split(path)
+    """(absolute output folder, file pattern): the scene's output path as Blender reads it (as the CLI does);
+    the panel's folder, when set, replaces only the folder."""
+    folder, name = split_output_path(bpy.path.abspath(scene.render.filepath), base=os.getcwd())
+    if is_movie(scene):
+        stem, extension = os.path.splitext(name)
+        name = stem if extension.lower() in MOVIE_EXTENSIONS else name
     if scene.gpu_render_farm.output_dir:
-        folder = scene.gpu_render_farm.output_dir
-    stem, extension = os.path.splitext(name)
-    if extension.lower() in (*IMAGE_FORMATS.values(), *MOVIE_EXTENSIONS, ".jpeg", ".tiff"):
-        name = stem
-    if not name:
-        name = "frame_"
-    if "#" not in name:
-        name += "####"
-    return os.path.normpath(bpy.path.abspath(folder or "//")), name
+        folder = os.path.normpath(bpy.path.abspath(scene.gpu_render_farm.output_dir))
+    return folder, name
 
 
 def selected_gpus(report, prefs) -> list:
@@ -147,7 +144,10 @@ def plan_job(context, prefs, report) -> Plan:
     spec.persistent_data = prefs.persistent_data
     spec.trust_scripts = prefs.trust_scripts
     spec.blender = worker_program(prefs)
-    spec.overwrite = "overwrite" if settings.overwrite else "skip"
+    render = scene.render  # Blender's own Output settings: Overwrite, Placeholders, File Extensions
+    spec.overwrite = "overwrite" if render.use_overwrite else "skip"
+    spec.placeholders = render.use_placeholder
+    spec.use_file_extension = render.use_file_extension
     spec.backend = prefs.backend.lower()
     spec.ray_address = prefs.ray_address or None
     spec.extra = {"audio_blend": bpy.data.filepath, "scene": scene.name, "engine": engine}

@@ -7,7 +7,7 @@ import os
 from .. import monitor
 
 STATE_ICONS = {"starting": "TIME", "running": "RENDER_ANIMATION", "done": "CHECKMARK", "failed": "ERROR",
-               "cancelled": "CANCEL"}
+               "cancelled": "CANCEL", "queued": "SORTTIME"}
 
 
 def format_seconds(seconds) -> str:
@@ -71,7 +71,8 @@ def draw_job(layout, job_dir: str, status: dict | None) -> None:
         return
     state = status.get("state", "?")
     phase = status.get("phase") or ""
-    box.label(text=f"{state.capitalize()}: {phase}" if phase else state.capitalize(),
+    title = phase if state == "queued" else f"{state.capitalize()}: {phase}" if phase else state.capitalize()
+    box.label(text=title,  # queued: "Queued behind <job> (2 of 2 GPUs busy)"
               icon=STATE_ICONS.get(state, "QUESTION"))
     if "compil" in phase:
         box.label(text="Compiling GPU kernels: the first render on a card can take minutes", icon="TIME")
