@@ -56,6 +56,9 @@ class CardLeases:
         self.held: dict[str, HeldLock] = {}
         self._mutex = FileLock(os.path.join(self.root, "queue.lock"), thread_local=False)
 
+    def _is_me(self, entry: dict) -> bool:
+        return entry.get("pid") == self.me["pid"] and entry.get("job_id") == self.job_id
+
     # -- the queue file (always under the mutex) ---------------------------------------------------
     def _load_queue(self) -> list[dict]:
         try:
@@ -81,7 +84,7 @@ class CardLeases:
         wanted = list(dict.fromkeys(card for lane in lanes for card in lane))
         with self._mutex:
             queue = self._load_queue()
-            mine = next((index for index, entry in enumerate(queue) if entry["pid"] == self.me["pid"]), None)
+            mine = next((index for index, entry in enumerate(queue) if self._is_me(entry)), None)
             if mine is None:
                 queue.append({**self.me, "cards": wanted, "since": time.time()})
                 mine = len(queue) - 1
@@ -114,7 +117,7 @@ class CardLeases:
         """"Queued behind <job> (k of n GPUs busy)": the first earlier job that wants these cards, else a holder."""
         blocker = next((entry for entry in ahead if set(entry.get("cards", [])) & set(wanted)), None)
         holders = [self.holder(card) for card in wanted]
-        busy = sum(1 for holder in holders if holder and holder.get("pid") != self.me["pid"])
+        busy = sum(1 for holder in holders if holder and not self._is_me(holder))
         if blocker is None:
             blocker = next((holder for holder in holders if holder), {})
         name = blocker.get("job_id") or "another job"
@@ -141,7 +144,7 @@ class CardLeases:
 
     def leave_queue(self) -> None:
         with self._mutex:
-            self._save_queue([entry for entry in self._load_queue() if entry["pid"] != self.me["pid"]])
+            self._save_queue([entry for entry in self._load_queue() if not self._is_me(entry)])
 
     def release(self) -> None:
         """Give every card back at once (under the queue lock, so a waiter sees them all free together)."""

@@ -26,13 +26,12 @@ def source_blend(spec: JobSpec) -> str:
     return os.path.realpath(spec.extra.get("source_blend") or spec.extra.get("audio_blend") or spec.blend)
 
 
-def pixel_settings(spec: JobSpec) -> dict:
-    """The job settings that change what a frame looks like."""
+def pixel_settings(spec: JobSpec, extension: str) -> dict:
+    """The job's own overrides that change what a frame looks like (the rest is in the .blend's hash)."""
     return {
-        "scene": spec.extra.get("scene"),
         "samples": spec.samples,
         "resolution": list(spec.resolution) if spec.resolution else None,
-        "file_format": spec.file_format,
+        "extension": extension,
     }
 
 
@@ -62,6 +61,7 @@ class OutputGuard:
         self.lock = OutputLock(spec.output_dir, spec.job_id, job_dir)
         self.manifest = Manifest(spec.output_dir)
         self.identity: Identity | None = None
+        self.blend_hash = ""
         self.plan: Classified | None = None
 
     def claim(
@@ -72,14 +72,13 @@ class OutputGuard:
         """Take the folder (raise Busy, or wait with the spec's ``wait_for_output``); False when cancelled."""
         if not self.lock.acquire(wait=self.spec.wait_for_output, on_wait=on_wait, cancelled=cancelled):
             return False
-        blend_hash = blend_identity(self.job_dir, self.spec.blend)
-        self.identity = Identity(
-            self.spec.job_id, source_blend(self.spec), blend_hash, settings_hash(pixel_settings(self.spec))
-        )
+        self.blend_hash = blend_identity(self.job_dir, self.spec.blend)
         return True
 
-    def classify(self, frames: list[int], final_path: Callable[[int], str]) -> Classified:
+    def classify(self, frames: list[int], final_path: Callable[[int], str], extension: str) -> Classified:
         """This job's intact frames, the existing frames it keeps (skip policy) and those it renders."""
+        settings = settings_hash(pixel_settings(self.spec, extension))
+        self.identity = Identity(self.spec.job_id, source_blend(self.spec), self.blend_hash, settings)
         records = self.manifest.load()
         keep = self.spec.overwrite == "skip"
         self.plan = classify(frames, final_path, records, self.identity, keep_existing=keep, check=check_image)

@@ -295,13 +295,10 @@ class JobRun:
 
     def _plan(self, frames: list[int]) -> None:
         """This job's intact frames are done; existing ones are kept only with the skip policy (and said so)."""
-        plan = self.guard.classify(frames, self._final)
+        plan = self.guard.classify(frames, self._final, self.extension or "")
         self.queue.plan(frames, set(plan.done_before) | set(plan.kept))
         self.notice = plan.kept_summary()
-        if plan.to_render:  # an intact job's resume leaves frames.jsonl as it is
-            self._log_frame({"status": "planned", "to_render": len(plan.to_render),
-                             "done_before": len(plan.done_before), "kept": len(plan.kept),
-                             "kept_from": dict(plan.kept_from)})  # fmt: skip
+        # frames.jsonl gets only rendered frames: a resume of an intact job does not grow it
 
     def _final(self, frame: int) -> str:
         return output_path(self.spec.output_dir, self.spec.file_pattern, frame, self.extension or "")
@@ -454,7 +451,7 @@ class JobRun:
         counts = self.queue.counts() if self.queue.planned else {}
         plan = self.guard.plan
         if plan is not None:
-            counts.update(done_before=len(plan.done_before), kept=len(plan.kept))
+            counts.update(done_before=len(plan.done_before), kept=len(plan.kept), kept_from=dict(plan.kept_from))
         now = time.time()
         status = {
             "job_id": self.spec.job_id,
