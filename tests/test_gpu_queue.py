@@ -62,10 +62,10 @@ def test_two_jobs_on_two_fake_gpus_are_queued_and_never_share_a_card(slow_blend,
     second.start()
     queued = wait_for(lambda: (jobs.read_status(job_dirs["second"]) or {}).get("state") == "queued"
                       and jobs.read_status(job_dirs["second"]), 60, what="second job queued")  # fmt: skip
-    assert queued["phase"] == "Queued behind first (2 of 2 GPUs busy)"
+    assert queued["phase"] == "Queued behind job-first (2 of 2 GPUs busy)"
     listing = run_cli("jobs", "--json")
     rows = {row["job_id"]: row for row in json.loads(listing.stdout)}
-    assert rows["first"]["state"] == "running" and rows["second"]["state"] == "queued"
+    assert rows["job-first"]["state"] == "running" and rows["job-second"]["state"] == "queued"
     first.join(300), second.join(300)
     assert statuses["first"]["state"] == statuses["second"]["state"] == "done"
     first_end = statuses["first"]["finished_at"]
