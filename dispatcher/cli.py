@@ -11,6 +11,7 @@ import time
 
 from . import jobs
 from .devices import detect_gpus
+from .output_rules import add_output_options
 from .spec import DEVICE_TYPES, LAYOUTS, JobSpec, SpecError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
@@ -72,8 +73,7 @@ def _add_optional(commands, name: str, text: str, module: str) -> None:
 
 def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", "-f", help="e.g. 1-250, 1-100x2, 5,9,12-20 (default: the scene's range)")
-    parser.add_argument("--output", "-o", help="output folder (default: the scene's output path, as Blender uses it)")
-    parser.add_argument("--pattern", help="file name, # = frame digits (default: the scene's; frame_#### with -o)")
+    add_output_options(parser)  # -o, --pattern, --overwrite / --skip-existing, --queue
     parser.add_argument("--format", dest="file_format", help="PNG, OPEN_EXR, JPEG, TIFF (default: the scene's)")
     parser.add_argument("--device", dest="device_type", type=str.upper, help=f"{', '.join(DEVICE_TYPES)}")
     parser.add_argument("--layout", default="per-card", choices=LAYOUTS)
@@ -84,13 +84,6 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu-lanes", type=int, default=0, help="CPU lanes when rendering on the CPU")
     parser.add_argument("--threads", type=int, help="threads per worker")
     parser.add_argument("--no-persistent-data", dest="persistent_data", action="store_false")
-    policy = parser.add_mutually_exclusive_group()
-    policy.add_argument("--overwrite", dest="policy", action="store_const", const="overwrite",
-                        help="render every frame, even those already in the folder (default: the scene's Overwrite)")
-    policy.add_argument("--skip-existing", dest="policy", action="store_const", const="skip",
-                        help="keep valid frames already in the folder (the summary says which job made them)")
-    parser.add_argument("--queue", action="store_true",
-                        help="if another job is writing the output folder, wait for it instead of refusing")
     parser.add_argument("--blender", help="Blender binary or Python with bpy that runs the workers")
     parser.add_argument("--trust", action="store_true", help="let scripts inside the .blend run")
     parser.add_argument("--samples", type=int, help="override the scene's Cycles samples")
@@ -147,30 +140,6 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     ).validate()
 
 
-def apply_scene_output(spec: JobSpec, args: argparse.Namespace) -> JobSpec:
-    """Blender's output rules (dispatcher/output_rules.py): the scene's path, Overwrite and Placeholders."""
-    from .output_rules import apply_scene_rules, read_output_facts
-    from .process import default_program
-    from .runner import check_blend
-
-    check_blend(spec.blend)
-    program = spec.blender or default_program()
-    if not program:
-        raise SpecError("no Blender found: pass --blender PATH (a Blender binary or a Python with bpy)")
-    facts = read_output_facts(program, spec.blend, spec.trust_scripts)
-    if not facts.get("camera"):
-        raise SpecError(f"scene '{facts.get('scene')}' has no camera: add one or set the scene camera")
-    chosen = {"overwrite": args.policy, "frames": args.frames, "file_format": args.file_format}
-    fields = apply_scene_rules(chosen, facts, args.output, args.pattern)
-    extension = fields.pop("extra_scene_extension", None)
-    if extension:
-        spec.extra["scene_extension"] = extension
-    for name, value in fields.items():
-        setattr(spec, name, value)
-    spec.extra.setdefault("scene", facts.get("scene"))
-    return spec.validate()
-
-
 def resolve_job(job: str) -> str:
     if os.path.isdir(job):
         return os.path.abspath(job)
@@ -182,7 +151,7 @@ def resolve_job(job: str) -> str:
 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_devices(args) -> int:
-    from .visible import apply_visibility, passed_through
+    from .visible import apply_visibility, hidden_lines
 
     report = apply_visibility(detect_gpus())
     if args.json:
@@ -200,10 +169,8 @@ def cmd_devices(args) -> int:
             f"GPU {gpu.index}: {gpu.name}  {gpu.memory_used_mb}/{gpu.memory_total_mb} MiB  "
             f"{' '.join(extras)}  {gpu.uuid}  PCI {gpu.pci_bus_id}"
         )
-    for card in report.hidden:
-        print(f"GPU {card['index']}: {card['name']}  {card['uuid']}  hidden: {card['reason']}")
-    for name, value in passed_through().items():
-        print(f"{name}={value!r}: passed on unchanged to HIP / oneAPI workers")
+    for line in hidden_lines(report):
+        print(line)
     cpu = report.cpu
     print(f"CPU: {cpu.get('usable_cores', cpu.get('logical_cores'))} usable cores, "
           f"{cpu.get('memory_available_mb', '?')} MiB RAM free")  # fmt: skip
@@ -211,13 +178,10 @@ def cmd_devices(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from .output_lock import describe_owner, output_busy
+    from .output_rules import apply_scene_output, refuse_busy_output
 
-    spec = apply_scene_output(spec_from_args(args), args)
-    owner = output_busy(spec.output_dir)
-    if owner and not spec.wait_for_output:
-        raise SpecError(f"output folder {spec.output_dir} is being written by {describe_owner(owner)}; "
-                        "wait for it, cancel it, or add --queue to start when it is done")  # fmt: skip
+    spec = apply_scene_output(spec_from_args(args), args)  # the scene's output path, Overwrite, Placeholders
+    refuse_busy_output(spec)
     if spec.backend == "ray":
         from .ray_backend import check_ray
 
@@ -343,10 +307,8 @@ def summary_table(status: dict) -> str:
         if lane.get("last_error"):
             lines.append(f"{'':<12} last error: {lane['last_error']}")
     rendered = frames.get("rendered", frames.get("done", 0))
-    if "kept" in frames:  # this job's earlier frames, and existing frames kept by --skip-existing
-        earlier = f"{frames.get('done_before', 0)} done earlier by this job, {frames['kept']} kept"
-    else:
-        earlier = f"{frames.get('skipped', 0)} skipped"
+    earlier = (f"{frames.get('done_before', 0)} done earlier by this job, {frames['kept']} kept" if "kept" in frames
+               else f"{frames.get('skipped', 0)} skipped")  # fmt: skip
     lines.append(
         f"frames: {frames.get('done', 0)}/{frames.get('total', 0)} done ({rendered} rendered, {earlier}, "
         f"{frames.get('failed', 0)} failed); wall {elapsed:.1f} s; {_rate(rendered, elapsed)} frames/min"

@@ -15,7 +15,20 @@ import os
 import subprocess
 
 from .process import worker_command
-from .spec import IMAGE_FORMATS, SpecError
+from .spec import IMAGE_FORMATS, JobSpec, SpecError
+
+
+def add_output_options(parser) -> None:
+    """The render command's output options."""
+    parser.add_argument("--output", "-o", help="output folder (default: the scene's output path, as Blender uses it)")
+    parser.add_argument("--pattern", help="file name, # = frame digits (default: the scene's; frame_#### with -o)")
+    policy = parser.add_mutually_exclusive_group()
+    policy.add_argument("--overwrite", dest="policy", action="store_const", const="overwrite",
+                        help="render every frame, even those already in the folder (default: the scene's Overwrite)")
+    policy.add_argument("--skip-existing", dest="policy", action="store_const", const="skip",
+                        help="keep valid frames already in the folder (the summary says which job made them)")
+    parser.add_argument("--queue", action="store_true",
+                        help="if another job is writing the output folder, wait for it instead of refusing")
 
 
 def split_output_path(path: str, base: str | None = None) -> tuple[str, str]:
@@ -76,3 +89,36 @@ def apply_scene_rules(settings: dict, facts: dict, output: str | None, pattern: 
         else:
             fields["extra_scene_extension"] = facts.get("file_extension")
     return fields
+
+
+def apply_scene_output(spec: JobSpec, args) -> JobSpec:
+    """The command line's spec completed by the scene's own output rules (read by one short worker run)."""
+    from .process import default_program
+    from .runner import check_blend
+
+    check_blend(spec.blend)
+    program = spec.blender or default_program()
+    if not program:
+        raise SpecError("no Blender found: pass --blender PATH (a Blender binary or a Python with bpy)")
+    facts = read_output_facts(program, spec.blend, spec.trust_scripts)
+    if not facts.get("camera"):
+        raise SpecError(f"scene '{facts.get('scene')}' has no camera: add one or set the scene camera")
+    chosen = {"overwrite": args.policy, "frames": args.frames, "file_format": args.file_format}
+    fields = apply_scene_rules(chosen, facts, args.output, args.pattern)
+    extension = fields.pop("extra_scene_extension", None)
+    if extension:
+        spec.extra["scene_extension"] = extension
+    for name, value in fields.items():
+        setattr(spec, name, value)
+    spec.extra.setdefault("scene", facts.get("scene"))
+    return spec.validate()
+
+
+def refuse_busy_output(spec: JobSpec) -> None:
+    """One writer per output folder: refuse (unless --queue) a folder that a live job is writing."""
+    from .output_lock import describe_owner, output_busy
+
+    owner = output_busy(spec.output_dir)
+    if owner and not spec.wait_for_output:
+        raise SpecError(f"output folder {spec.output_dir} is being written by {describe_owner(owner)}; "
+                        "wait for it, cancel it, or add --queue to start when it is done")  # fmt: skip

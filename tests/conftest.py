@@ -13,7 +13,7 @@ from farmtest import build_scene
 def private_jobs_root(tmp_path_factory):
     """Jobs, GPU leases and the job registry of the tests stay out of the user's own cache folder."""
     if not os.environ.get("GRF_JOBS_DIR"):
-        os.environ["GRF_JOBS_DIR"] = str(tmp_path_factory.mktemp("jobs-root"))
+        os.environ["GRF_JOBS_DIR"] = str(tmp_path_factory.mktemp("grf") / "jobs")
     return os.environ["GRF_JOBS_DIR"]
 
 

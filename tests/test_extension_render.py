@@ -118,7 +118,9 @@ def test_movie_output_renders_png_frames(farm):
     assert plan.spec.file_format == "PNG"
     assert plan.spec.video is True
     assert plan.spec.extra["audio_blend"] == bpy.data.filepath
-    assert (plan.spec.device_type, plan.spec.frames, plan.spec.file_pattern) == ("CPU", "1-4", "shot_####")
+    # the scene's "//.../shot_" as Blender reads it: no # in the name, so four digits are appended (shot_0001.png)
+    assert (plan.spec.device_type, plan.spec.frames, plan.spec.file_pattern) == ("CPU", "1-4", "shot_")
+    assert plan.spec.overwrite == "overwrite" and plan.spec.placeholders is False  # Blender's own defaults
 
 
 def shadowed_bpy(jobs) -> list[str]:
