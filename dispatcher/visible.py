@@ -1,13 +1,15 @@
 """Which GPUs this process may use: NVML's list narrowed by the environment, as the GPU runtimes read it.
 
 NVML lists every card in the machine and ignores ``CUDA_VISIBLE_DEVICES``; CUDA does not. A scheduler
-(Slurm, a shared server's convention) hands a user some cards through that variable, so the farm must
-read it the way CUDA does:
+(Slurm, a shared server's convention) hands a user some cards through that variable, so the farm reads
+it the way the CUDA driver does (checked value by value on 2x H100, docs/gpu-2026-11-25/):
 
-* unset: every card; set to ``""``: no card;
-* a comma list of indices (``0,2``) or UUIDs (``GPU-8a1...``, a unique prefix is enough; ``MIG-`` ids
-  name a slice of a card); CUDA stops at the first entry it cannot read (an unknown index or UUID, a
-  repeat, a negative number), so ``0,7,1`` on a 2-card machine means card 0 only.
+* unset: every card; ``""``: none;
+* a comma list of indices (``0,2``; read like C's ``strtol``: `` 1``, ``+1``, ``01`` and ``1x`` are 1) or of
+  UUIDs (``GPU-`` then a unique prefix of the hex id, any case; ``MIG-`` slices are not whole cards);
+* the list ends at the first entry CUDA cannot read (an index that is not there, a negative number,
+  an empty entry, an unknown or ambiguous UUID) or that switches between indices and UUIDs;
+* a card named twice makes CUDA show no card at all.
 
 Indices are NVML's (PCI bus order); they match CUDA's when ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` or the cards
 are all alike. ``HIP_VISIBLE_DEVICES`` / ``ROCR_VISIBLE_DEVICES`` and ``ONEAPI_DEVICE_SELECTOR`` choose AMD
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 
 from .devices import DeviceReport, Gpu
@@ -30,27 +33,31 @@ def parse_cuda_visible(value: str | None, gpus: list[Gpu]) -> list[Gpu] | None:
     if value is None:
         return None
     chosen: list[Gpu] = []
+    mode = None
     for entry in value.split(","):
-        gpu = _match_entry(entry.strip(), gpus)
-        if gpu is None or gpu in chosen:
-            break  # CUDA ignores everything from the first unreadable entry on
+        kind, gpu = _read_entry(entry, gpus)
+        if gpu is None or (mode is not None and kind != mode):
+            break  # CUDA ignores everything from the first entry it cannot read
+        if gpu in chosen:
+            return []  # a card named twice: CUDA fails to initialise and shows none
+        mode = kind
         chosen.append(gpu)
     return chosen
 
 
-def _match_entry(entry: str, gpus: list[Gpu]) -> Gpu | None:
-    if not entry:
-        return None
-    if entry.isdigit():
-        index = int(entry)
-        return next((gpu for gpu in gpus if gpu.index == index), None)
-    wanted = entry.lower()
-    if wanted.startswith("mig-"):
-        return None  # a MIG slice: NVML's card list cannot name it, so it is not a whole card here
-    if not wanted.startswith("gpu-"):
-        wanted = "gpu-" + wanted
-    matches = [gpu for gpu in gpus if gpu.uuid.lower().startswith(wanted)]
-    return matches[0] if len(matches) == 1 else None
+_INDEX = re.compile(r"\s*\+?(\d+)")
+
+
+def _read_entry(entry: str, gpus: list[Gpu]) -> tuple[str | None, Gpu | None]:
+    if entry.startswith("GPU-"):
+        wanted = entry.lower()
+        matches = [gpu for gpu in gpus if gpu.uuid.lower().startswith(wanted)] if len(entry) > 4 else []
+        return "uuid", matches[0] if len(matches) == 1 else None
+    number = _INDEX.match(entry)
+    if number is None:
+        return None, None
+    index = int(number[1])
+    return "index", next((gpu for gpu in gpus if gpu.index == index), None)
 
 
 def apply_visibility(report: DeviceReport, environ: Mapping[str, str] | None = None) -> DeviceReport:
