@@ -73,6 +73,19 @@ def test_unsaved_file_is_refused(farm):
     refused(farm, r"Save the \.blend file first")
 
 
+def test_a_folder_another_job_is_writing_is_refused_naming_that_job(farm):
+    save(farm)
+    output_lock = importlib.import_module(f"{NAME}.dispatcher.output_lock")
+    folder, _pattern = importlib.import_module(f"{NAME}.operators.job_plan").output_target(farm.scene)
+    os.makedirs(folder, exist_ok=True)
+    writer = output_lock.OutputLock(folder, "other-shot-1", str(farm.tmp / "other"))
+    writer.acquire()
+    try:
+        refused(farm, rf"being written by job other-shot-1, pid {os.getpid()}")
+    finally:
+        writer.release()
+
+
 def test_scene_without_camera_is_refused(farm):
     save(farm)
     farm.scene.camera = None

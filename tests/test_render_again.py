@@ -164,3 +164,24 @@ def test_two_resume_detach_at_once_only_one_runs(slow_blend, tmp_path):
     assert refusals == 1, (results, log[-2000:])
     assert not worker_processes(str(slow_blend))
 
+
+
+def test_placeholders_mark_frames_being_rendered_and_none_is_left_after_a_cancel(slow_blend, tmp_path):
+    blend = tmp_path / "placeholders.blend"
+    shutil.copy(slow_blend, blend)
+    edit(blend, "--placeholder", "1")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "dispatcher", "render", str(blend), "-o", str(out), "--frames", "1-12",
+            "--cpu-lanes", "1"]  # fmt: skip
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        empty = wait_for(lambda: [path for path in out.glob("frame_*.png") if path.stat().st_size == 0], 120,
+                         interval=0.01, what="an empty placeholder for the frame being rendered")  # fmt: skip
+        assert len(empty) == 1  # one lane: one frame in flight
+        wait_for(lambda: check_image(str(empty[0])) is None, 60, what="the placeholder to become the frame")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not [path.name for path in out.glob("frame_*.png") if check_image(str(path)) is not None]
