@@ -77,3 +77,10 @@ def test_the_same_lock_twice_in_one_process_is_still_one_holder(tmp_path):
     one.release()
     wait_for(two.try_acquire, timeout=5, what="the lock to be free")
     two.release()
+
+
+def test_temporary_names_are_unique_per_job_and_lane():
+    from dispatcher.runner import temp_path_for
+
+    names = {temp_path_for("/out/f_0001.png", lane, job) for job in ("shot-a", "shot-b") for lane in ("cpu0", "gpu1")}
+    assert len(names) == 4 and all(os.path.basename(name).startswith(".f_0001.png.grf-") for name in names)
