@@ -143,6 +143,7 @@ class JobRun:
         self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
         self.guard = OutputGuard(self.spec, job_dir)
+        self.previous = jobs.read_status(job_dir) or {}  # the last run's status (its video, on a resume)
         self.leases: CardLeases | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -150,9 +151,7 @@ class JobRun:
         """Take the output folder, plan the frames, then lanes and cards; False when cancelled while waiting."""
         device_type, self.report, self.program = preflight(self.spec, self.report)
         self.device_type = device_type
-        waiting = lambda owner: self.write_status("queued", phase=f"Waiting for {describe_owner(owner)} "  # noqa: E731
-                                                  f"to finish writing {self.spec.output_dir}")  # fmt: skip
-        if not self.guard.claim(on_wait=waiting, cancelled=self._cancelled):
+        if not self.guard.claim(on_wait=self._waiting_for_folder, cancelled=self._cancelled):
             return False
         clean_stale_temps(self.spec.output_dir)  # this job holds the folder: no other writer is live
         cached = self._cached_scene()
@@ -177,6 +176,9 @@ class JobRun:
             self.supervisor.scene = cached
         return True
 
+    def _waiting_for_folder(self, owner: dict) -> None:
+        self.write_status("queued", phase=f"Waiting for {describe_owner(owner)} to finish writing the output folder")
+
     def _cancelled(self) -> bool:
         return self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request"))
 
@@ -195,6 +197,7 @@ class JobRun:
             self.spec.gpus = taken  # start now on the free cards (this run only; spec.json is unchanged)
             self.lanes = plan_lanes(self.spec, self.report, self.device_type)
         return True
+
     def _autotune(self) -> None:
         """Choose the layout now: from the cached scene facts, else provisionally from the machine alone.
 
@@ -357,8 +360,9 @@ class JobRun:
         jobs.write_pid(self.job_dir)
         if not self.prepare():
             return self._finish("cancelled")
-        if self.supervisor is None:  # every frame is already done or kept
-            return self._finish("done")
+        if self.supervisor is None:  # every frame is already done or kept: keep the video made before
+            video = self.previous.get("video")
+            return self._finish("done", video=video if video and os.path.exists(video) else None)
         self.supervisor.start()
         state = "running"
         last_write = 0.0
@@ -391,9 +395,8 @@ class JobRun:
             state = "failed"
         return self._finish(state)
 
-    def _finish(self, state: str) -> dict:
-        video = None
-        if state == "done" and self.spec.video:
+    def _finish(self, state: str, video: str | None = None) -> dict:
+        if state == "done" and self.spec.video and video is None:
             self.write_status("running", phase="encoding video")
             from .video import encode_job
 
