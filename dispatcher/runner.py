@@ -357,6 +357,15 @@ class JobRun:
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> dict:
+        """Run to the end; the output folder's lock and the GPU leases are given back however it ends."""
+        try:
+            return self._run()
+        finally:
+            self.guard.release()
+            if self.leases is not None:
+                self.leases.release()
+
+    def _run(self) -> dict:
         jobs.write_pid(self.job_dir)
         if not self.prepare():
             return self._finish("cancelled")
@@ -513,9 +522,6 @@ def _run_locked(job_dir: str, handle_signals: bool, options: dict) -> dict:
         jobs.write_status(job_dir, status)
         raise
     finally:
-        job.guard.release()
-        if job.leases is not None:
-            job.leases.release()
         try:
             os.remove(os.path.join(job_dir, "dispatcher.pid"))
         except OSError:

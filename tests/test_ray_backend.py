@@ -224,8 +224,8 @@ def test_two_fake_gpus_render_each_frame_once_like_the_local_backend(ray_cluster
     ray_files = frame_names(ray_out)
     assert ray_files == frame_names(local_out)
     assert ray_files == [f"frame_{frame:04d}.png" for frame in range(1, 9)]  # no temporary file left
-    for path in ray_out.iterdir():
-        assert check_image(str(path)) is None and image_size(str(path)) == (96, 96)
+    for name in ray_files:
+        assert check_image(str(ray_out / name)) is None and image_size(str(ray_out / name)) == (96, 96)
     assert ray_status["state"] == local_status["state"] == "done"
     assert ray_status["frames"] == local_status["frames"]
     assert ray_status["device_type"] == local_status["device_type"] == "CPU"
@@ -233,7 +233,8 @@ def test_two_fake_gpus_render_each_frame_once_like_the_local_backend(ray_cluster
     assert sum(lane["frames_done"] for lane in lanes) == 8 and all(lane["frames_done"] for lane in lanes)
     # the printed summary adds up the same way
     summary = [line for line in ray_run.stdout.splitlines() if line.startswith("frames:")]
-    assert summary and summary[0].startswith("frames: 8/8 done (8 rendered, 0 skipped, 0 failed)")
+    assert summary and summary[0].startswith("frames: 8/8 done (8 rendered, 0 done earlier by this job, 0 kept, "
+                                             "0 failed)")
     assert summary[0].split(";")[0] == [line for line in local_run.stdout.splitlines()
                                         if line.startswith("frames:")][0].split(";")[0]  # fmt: skip
     assert "last error" not in ray_run.stdout
