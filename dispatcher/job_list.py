@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from . import jobs
 
@@ -16,7 +18,7 @@ def job_row(job_dir: str) -> dict | None:
         spec = jobs.load_spec(job_dir)
     except Exception:
         return None
-    status = jobs.read_status(job_dir) or {}
+    status: Mapping[str, Any] = jobs.read_status(job_dir) or {}
     state = status.get("state") or "created"
     running = jobs.is_running(job_dir)
     if state not in jobs.TERMINAL_STATES and not running:

@@ -126,7 +126,7 @@ class CardLeases:
     def acquire(
         self,
         lanes: list[list[str]],
-        on_wait: Callable[[str], None] | None = None,
+        on_wait: Callable[[str], object] | None = None,
         cancelled: Callable[[], bool] = lambda: False,
         poll: float = 0.5,
     ) -> list[str] | None:
@@ -135,7 +135,7 @@ class CardLeases:
             taken, why = self.try_take(lanes)
             if taken:
                 return taken
-            if on_wait:
+            if on_wait and why:
                 on_wait(why)
             if cancelled():
                 self.leave_queue()

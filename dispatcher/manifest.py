@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TextIO
 
 MANIFEST = ".grf-manifest.jsonl"
 
@@ -70,7 +71,7 @@ class Manifest:
     def __init__(self, output_dir: str):
         self.output_dir = output_dir
         self.path = os.path.join(output_dir, MANIFEST)
-        self._handle = None
+        self._handle: TextIO | None = None
 
     def load(self) -> dict[str, dict]:
         """File name -> its latest record; unreadable lines (a torn last line) are ignored."""

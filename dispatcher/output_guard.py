@@ -1,21 +1,26 @@
-"""What a run may write and what it must render: the folder's write lock, the job's identity, the plan.
+"""What a run may write, what it must render, and on which cards: the runner's one gate.
 
 The runner holds one ``OutputGuard`` per run. It takes the output folder's lock (or waits for it),
 knows this job's identity (job id, source .blend, the SHA-256 of the file the workers open, a hash of
-the pixel-changing settings), splits the frames with the folder's manifest, and records every frame the
-run puts in place.
+the pixel-changing settings), splits the frames with the folder's manifest, records every frame the
+run puts in place, keeps the scene's placeholders, and holds the run's GPU leases (leases.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from .images import check_image
+from .leases import CardLeases
 from .manifest import MANIFEST, Classified, Identity, Manifest, classify, file_hash, settings_hash
-from .output_lock import OUTPUT_LOCK, OutputLock
+from .output_lock import OUTPUT_LOCK, OutputLock, describe_owner
 from .spec import JobSpec, write_json_atomic
+
+if TYPE_CHECKING:
+    from .lanes import Lane
 
 IDENTITY_FILE = "identity.json"
 FOLDER_FILES = (MANIFEST, OUTPUT_LOCK)  # what the farm keeps in an output folder besides the frames
@@ -63,14 +68,15 @@ class OutputGuard:
         self.identity: Identity | None = None
         self.blend_hash = ""
         self.plan: Classified | None = None
+        self.leases: CardLeases | None = None
 
-    def claim(
-        self,
-        on_wait: Callable[[dict], None] | None = None,
-        cancelled: Callable[[], bool] = lambda: False,
-    ) -> bool:
+    def claim(self, on_wait: Callable[[str], object], cancelled: Callable[[], bool] = lambda: False) -> bool:
         """Take the folder (raise Busy, or wait with the spec's ``wait_for_output``); False when cancelled."""
-        if not self.lock.acquire(wait=self.spec.wait_for_output, on_wait=on_wait, cancelled=cancelled):
+
+        def waiting(owner: dict) -> None:
+            on_wait(f"Waiting for {describe_owner(owner)} to finish writing the output folder")
+
+        if not self.lock.acquire(wait=self.spec.wait_for_output, on_wait=waiting, cancelled=cancelled):
             return False
         self.blend_hash = blend_identity(self.job_dir, self.spec.blend)
         return True
@@ -90,6 +96,46 @@ class OutputGuard:
         if self.identity is not None and os.path.exists(path):
             self.manifest.add(path, frame, self.identity)
 
+    def counts(self) -> dict[str, int]:
+        """Status counts: this job's earlier frames, and existing frames kept by the skip policy."""
+        return {"done_before": len(self.plan.done_before), "kept": len(self.plan.kept)} if self.plan else {}
+
+    def kept_from(self) -> dict[str, int]:
+        return dict(self.plan.kept_from) if self.plan else {}
+
+    def kept_summary(self) -> str | None:
+        return self.plan.kept_summary() if self.plan else None
+
+    def lease(self, lanes: list[Lane], on_wait: Callable[[str], object], cancelled: Callable[[], bool]) -> list | None:
+        """Wait first-come for the GPU lanes' cards. None: cancelled; [] all leased; else the cards leased."""
+        wanted = [[gpu.uuid for gpu in lane.gpus] for lane in lanes if lane.gpus]
+        if not wanted:
+            return []
+        from .jobs import default_jobs_root
+
+        self.leases = CardLeases(default_jobs_root(), self.spec.job_id, self.job_dir)
+        taken = self.leases.acquire(wanted, on_wait=on_wait, cancelled=cancelled)
+        if taken is None or len(taken) == len({card for lane in wanted for card in lane}):
+            return None if taken is None else []
+        return taken
+
+    def placeholder(self, final: str) -> str:
+        """With the scene's Placeholders on, an empty file marks a frame being rendered (as Blender does)."""
+        if self.spec.placeholders and not os.path.exists(final):
+            open(final, "ab").close()
+        return final
+
+    def drop_placeholders(self, finals: Iterable[str]) -> None:
+        """Frames not finished leave no empty placeholder behind (as Blender does on a cancel)."""
+        if not self.spec.placeholders:
+            return
+        for final in finals:
+            if os.path.exists(final) and os.path.getsize(final) == 0:
+                os.remove(final)
+
     def release(self) -> None:
+        """Give the folder and the cards back (idempotent)."""
         self.manifest.close()
         self.lock.release()
+        if self.leases is not None:
+            self.leases.release()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from typing import Any
 
 from .process import worker_command
 from .spec import IMAGE_FORMATS, JobSpec, SpecError
@@ -71,7 +72,7 @@ def apply_scene_rules(settings: dict, facts: dict, output: str | None, pattern: 
     else:
         folder, name = split_output_path(facts["path"])
         name = pattern or name
-    fields = {"output_dir": folder, "file_pattern": name}
+    fields: dict[str, Any] = {"output_dir": folder, "file_pattern": name}
     fields["overwrite"] = settings.get("overwrite") or ("overwrite" if facts.get("use_overwrite", True) else "skip")
     fields["placeholders"] = bool(facts.get("use_placeholder"))
     fields["use_file_extension"] = bool(facts.get("use_file_extension", True))
@@ -93,8 +94,8 @@ def apply_scene_rules(settings: dict, facts: dict, output: str | None, pattern: 
 
 def apply_scene_output(spec: JobSpec, args) -> JobSpec:
     """The command line's spec completed by the scene's own output rules (read by one short worker run)."""
+    from .preflight import check_blend
     from .process import default_program
-    from .runner import check_blend
 
     check_blend(spec.blend)
     program = spec.blender or default_program()

@@ -2,105 +2,38 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable
 
 from . import jobs
-from .devices import DeviceReport, best_device_type, detect_gpus
+from .devices import DeviceReport
 from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
 from .lanes import Lane, plan_lanes
-from .leases import CardLeases
 from .output_guard import OutputGuard
-from .output_lock import describe_owner, job_lock
-from .process import LocalFactory, default_program, worker_command
-from .spec import JobSpec, SpecError, write_json_atomic
+from .output_lock import job_lock
+from .preflight import (  # re-exported: callers and tests import these from runner
+    MIN_FREE_BYTES,
+    TEMP_MARK,
+    check_blend,
+    check_output_dir,
+    clean_stale_temps,
+    disk_nearly_full,
+    preflight,
+    temp_path_for,
+)
+from .process import LocalFactory, ProcessFactory, WorkerHandle, worker_command
+from .spec import SpecError
+from .status import JobStatus
 from .supervisor import Supervisor, SupervisorConfig
-from .visible import apply_visibility
+from .worker_launch import worker_args, worker_env
 
-TEMP_MARK = ".grf-"
-MIN_FREE_BYTES = 64 * 2**20
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-ZSTD_SEEKABLE_FOOTER = b"\xb1\xea\x92\x8f"
-
-
-def check_blend(path: str) -> None:
-    """Refuse a missing, non-.blend or visibly truncated file before any worker starts."""
-    if not os.path.exists(path):
-        raise SpecError(f"file not found: {path}")
-    if os.path.isdir(path):
-        raise SpecError(f"{path} is a folder, not a .blend file")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(12)
-            handle.seek(max(0, os.path.getsize(path) - 64))
-            tail = handle.read()
-    except OSError as error:
-        raise SpecError(f"cannot read {path}: {error.strerror}") from None
-    if head.startswith(b"BLENDER"):
-        if b"ENDB" not in tail:
-            raise SpecError(f"{path} is a truncated .blend file (no end block)")
-    elif head.startswith(ZSTD_MAGIC):
-        if not tail.endswith(ZSTD_SEEKABLE_FOOTER):
-            raise SpecError(f"{path} is a truncated .blend file (compressed data cut short)")
-    elif not head.startswith(b"\x1f\x8b"):  # gzip, as written by Blender before 3.0
-        raise SpecError(f"{path} is not a .blend file")
-
-
-def check_output_dir(directory: str) -> None:
-    """Create the output folder; refuse one that cannot be written or has no room."""
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as error:
-        raise SpecError(f"cannot create output folder {directory}: {error.strerror}") from None
-    probe = os.path.join(directory, f".grf-write-test-{os.getpid()}")
-    try:
-        with open(probe, "wb") as handle:
-            handle.write(b"ok")
-        os.remove(probe)
-    except OSError as error:
-        raise SpecError(f"output folder {directory} is not writable: {error.strerror}") from None
-    if shutil.disk_usage(directory).free < MIN_FREE_BYTES:
-        raise SpecError(f"output folder {directory} is on a full disk (less than 64 MiB free)")
-
-
-def preflight(spec: JobSpec, report: DeviceReport | None = None) -> tuple[str, DeviceReport, str]:
-    """Everything that can be refused before work starts: (device type, devices, worker program)."""
-    spec.validate()
-    check_blend(spec.blend)
-    check_output_dir(spec.output_dir)
-    report = apply_visibility(report or detect_gpus())  # the cards this environment allows, others hidden
-    device_type = spec.device_type or best_device_type(report)
-    program = spec.blender or default_program()
-    if not program:
-        raise SpecError("no Blender found: pass --blender PATH (a Blender binary or a Python with bpy)")
-    if not os.path.exists(program) and not shutil.which(program):
-        raise SpecError(f"worker program not found: {program}")
-    return device_type, report, program
-
-
-def temp_path_for(final_path: str, lane: str, job_id: str = "") -> str:
-    """A worker's temporary file beside the frame, unique per job and lane."""
-    directory, name = os.path.split(final_path)
-    owner = f"{job_id}-{lane}" if job_id else lane
-    return os.path.join(directory, f".{name}{TEMP_MARK}{owner}.part")
-
-
-def clean_stale_temps(directory: str) -> int:
-    removed = 0
-    for path in glob.glob(os.path.join(glob.escape(directory), f".*{TEMP_MARK}*.part")):
-        try:
-            os.remove(path)
-            removed += 1
-        except OSError:
-            pass
-    return removed
+__all__ = ["MIN_FREE_BYTES", "TEMP_MARK", "JobRun", "check_blend", "check_output_dir", "clean_stale_temps",
+           "preflight", "run_job", "temp_path_for"]  # fmt: skip
 
 
 class JobRun:
@@ -110,15 +43,15 @@ class JobRun:
         self,
         job_dir: str,
         *,
-        factory=None,
+        factory: ProcessFactory | None = None,
         report: DeviceReport | None = None,
-        on_status: Callable[[dict], None] | None = None,
+        on_status: Callable[[JobStatus], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         supervisor_config: SupervisorConfig | None = None,
     ):
         self.job_dir = job_dir
         self.spec = jobs.load_spec(job_dir)
-        self.factory = factory or LocalFactory()
+        self.factory: ProcessFactory = factory or LocalFactory()
         self.report = report
         self.on_status = on_status or (lambda status: None)
         self.clock = clock
@@ -127,7 +60,6 @@ class JobRun:
         self.started_wall = time.time()
         self.started = clock()
         self.message: str | None = None
-        self.notice: str | None = None  # e.g. how many existing frames were kept, and from which job
         self.config = supervisor_config or SupervisorConfig(
             hang_timeout=self.spec.hang_timeout,
             first_frame_timeout=self.spec.first_frame_timeout,
@@ -142,19 +74,38 @@ class JobRun:
         self.autotune_pending = False
         self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
-        self.guard = OutputGuard(self.spec, job_dir)
-        self.previous = jobs.read_status(job_dir) or {}  # the last run's status (its video, on a resume)
-        self.leases: CardLeases | None = None
+        self.device_type: str | None = None  # set by prepare()
+        self.program = ""
+        self.guard = OutputGuard(self.spec, job_dir)  # the output folder's lock, manifest and GPU leases
+        self.previous = jobs.read_status(job_dir)  # the last run's status (its video, on a resume)
+
+    @property
+    def sup(self) -> Supervisor:
+        """The supervisor prepare() made."""
+        if self.supervisor is None:
+            raise RuntimeError("JobRun.prepare() has not run")
+        return self.supervisor
+
+    @property
+    def devices(self) -> DeviceReport:
+        """This machine's devices, as preflight found them."""
+        if self.report is None:
+            raise RuntimeError("JobRun.prepare() has not run")
+        return self.report
+
+    @property
+    def device(self) -> str:
+        return self.device_type or "CPU"
 
     # -- set-up ----------------------------------------------------------------------------------
     def prepare(self) -> bool:
         """Take the output folder, plan the frames, then lanes and cards; False when cancelled while waiting."""
         device_type, self.report, self.program = preflight(self.spec, self.report)
         self.device_type = device_type
-        if not self.guard.claim(on_wait=self._waiting_for_folder, cancelled=self._cancelled):
+        if not self.guard.claim(lambda why: self.write_status("queued", phase=why), cancelled=self._cancelled):
             return False
         clean_stale_temps(self.spec.output_dir)  # this job holds the folder: no other writer is live
-        cached = self._cached_scene()
+        cached = jobs.cached_scene(self.job_dir, self.spec.blend)
         if cached:
             self._on_scene(cached)
         elif self.spec.frames and self.extension is not None:
@@ -164,39 +115,29 @@ class JobRun:
         if self.spec.backend == "ray":
             from .ray_backend import prepare_ray  # lanes from the cluster's nodes, one Ray actor each
 
-            self.device_type, self.lanes, self.factory = prepare_ray(self.spec)
+            self.device_type, ray_lanes, self.factory = prepare_ray(self.spec)
+            self.lanes = list(ray_lanes)
         else:
             if self.spec.layout == "auto":
                 self._autotune()
             self.lanes = plan_lanes(self.spec, self.report, device_type)
             if not self._lease_cards():
                 return False
-        self.supervisor = self._new_supervisor()
+        self.supervisor = supervisor = self._new_supervisor()
         if cached:
-            self.supervisor.scene = cached
+            supervisor.scene = cached
         return True
-
-    def _waiting_for_folder(self, owner: dict) -> None:
-        self.write_status("queued", phase=f"Waiting for {describe_owner(owner)} to finish writing the output folder")
 
     def _cancelled(self) -> bool:
         return self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request"))
 
     def _lease_cards(self) -> bool:
-        """Wait first-come for the lanes' cards; keep only the lanes whose cards this job now holds."""
-        wanted = [[gpu.uuid for gpu in lane.gpus] for lane in self.lanes if lane.gpus]
-        if not wanted:
-            return True
-        self.leases = CardLeases(jobs.default_jobs_root(), self.spec.job_id, self.job_dir)
-        taken = self.leases.acquire(
-            wanted, on_wait=lambda why: self.write_status("queued", phase=why), cancelled=self._cancelled
-        )
-        if taken is None:
-            return False
-        if len(taken) < len({card for lane in wanted for card in lane}):
-            self.spec.gpus = taken  # start now on the free cards (this run only; spec.json is unchanged)
-            self.lanes = plan_lanes(self.spec, self.report, self.device_type)
-        return True
+        """Wait first-come for the lanes' cards; on part of them, only the lanes whose cards are leased run."""
+        narrowed = self.guard.lease(self.lanes, lambda why: self.write_status("queued", phase=why), self._cancelled)
+        if narrowed:  # start now on the free cards (this run only; spec.json is unchanged)
+            self.spec.gpus = narrowed
+            self.lanes = plan_lanes(self.spec, self.devices, self.device)
+        return narrowed is not None
 
     def _autotune(self) -> None:
         """Choose the layout now: from the cached scene facts, else provisionally from the machine alone.
@@ -205,7 +146,7 @@ class JobRun:
         worker reports the scene and the choice for it differs, the lanes are re-planned (rare: few frames,
         a scene too large for the cards or the host).
         """
-        scene = self._cached_scene()
+        scene = jobs.cached_scene(self.job_dir, self.spec.blend)
         self.autotune_pending = scene is None
         if scene is None:
             count = len(parse_frames(self.spec.frames)) if self.spec.frames else 10**6
@@ -215,10 +156,10 @@ class JobRun:
     def _choose(self, scene: dict) -> dict:
         from . import autotune
 
-        gpus = self.report.gpus if self.device_type != "CPU" else []
+        gpus = self.devices.gpus if self.device_type != "CPU" else []
         if self.spec.gpus and gpus:
-            gpus = [gpu for lane in plan_lanes(self.spec, self.report, self.device_type) for gpu in lane.gpus]
-        return autotune.choose(scene, gpus, self.report.cpu)
+            gpus = [gpu for lane in plan_lanes(self.spec, self.devices, self.device) for gpu in lane.gpus]
+        return autotune.choose(scene, gpus, self.devices.cpu)
 
     def _apply_choice(self, choice: dict) -> None:
         self.autotune = choice
@@ -232,13 +173,13 @@ class JobRun:
 
     def _replan(self, choice: dict) -> None:
         """Swap the running lanes for the ones the real scene calls for; frames in flight go back."""
-        old = self.supervisor
-        old.shutdown()
+        old = self.sup
+        old.shutdown(grace=0)  # the same job goes on at once: no polite quit
         self._apply_choice(choice)
-        self.lanes = plan_lanes(self.spec, self.report, self.device_type)
+        self.lanes = plan_lanes(self.spec, self.devices, self.device)
         self.supervisor = self._new_supervisor()
-        self.supervisor.scene = old.scene
-        self.supervisor.start()
+        self.sup.scene = old.scene
+        self.sup.start()
 
     def _new_supervisor(self) -> Supervisor:
         return Supervisor(
@@ -252,27 +193,15 @@ class JobRun:
             on_frame=self._log_frame,
         )
 
-    def _cached_scene(self) -> dict | None:
-        try:
-            with open(os.path.join(self.job_dir, "scene.json"), encoding="utf-8") as handle:
-                scene = json.load(handle)
-        except (OSError, ValueError):
-            return None
-        return scene if scene.get("blend_mtime") == os.path.getmtime(self.spec.blend) else None
-
-    def _save_scene(self, scene: dict) -> None:
-        scene["blend_mtime"] = os.path.getmtime(self.spec.blend)
-        write_json_atomic(os.path.join(self.job_dir, "scene.json"), scene)
-
     def _on_scene(self, scene: dict) -> None:
         """The first worker told us the scene: plan frames now if the spec left them open."""
         if "blend_mtime" not in scene:
-            self._save_scene(scene)
+            jobs.save_scene(self.job_dir, self.spec.blend, scene)
         if self.autotune_pending:
             self.autotune_pending = False
             choice = self._choose(scene)
             keys = ("layout", "workers_per_gpu", "gpus_per_worker", "persistent_data", "cpu_lanes", "threads")
-            if any(choice.get(key) != self.autotune.get(key) for key in keys):
+            if any(choice.get(key) != (self.autotune or {}).get(key) for key in keys):
                 self.replan_choice = choice
             else:
                 self.autotune = choice
@@ -280,9 +209,8 @@ class JobRun:
             self.message = "the scene has no camera: add one or set the scene camera"
             self.cancel_requested.set()
             return
-        self.extension = self.spec.frame_extension()
-        if self.extension is None:
-            self.extension = scene["file_extension"]
+        extension = self.spec.frame_extension()
+        self.extension = scene["file_extension"] if extension is None else extension
         if self.queue.planned:
             return
         try:
@@ -297,57 +225,22 @@ class JobRun:
         self._plan(frames)
 
     def _plan(self, frames: list[int]) -> None:
-        """This job's intact frames are done; existing ones are kept only with the skip policy (and said so)."""
+        """This job's intact frames are done; existing ones are kept only with the skip policy (and said so).
+        frames.jsonl gets only rendered frames: a resume of an intact job does not grow it."""
         plan = self.guard.classify(frames, self._final, self.extension or "")
         self.queue.plan(frames, set(plan.done_before) | set(plan.kept))
-        self.notice = plan.kept_summary()
-        # frames.jsonl gets only rendered frames: a resume of an intact job does not grow it
 
     def _final(self, frame: int) -> str:
         return output_path(self.spec.output_dir, self.spec.file_pattern, frame, self.extension or "")
 
     def _paths(self, frame: int, lane: str) -> tuple[str, str]:
-        final = self._final(frame)
-        if self.spec.placeholders and not os.path.exists(final):
-            open(final, "ab").close()  # the scene's Placeholders: other renderers see the frame is taken
+        final = self.guard.placeholder(self._final(frame))  # the scene's Placeholders, when on
         return temp_path_for(final, lane, self.spec.job_id), final
 
-    def _worker_args(self, lane: Lane) -> list[str]:
-        args = [
-            "--lane", lane.name,
-            "--device-type", lane.device_type,
-            "--gpu-pci", ",".join(lane.pci_addresses),
-            "--threads", str(lane.threads),
-            "--persistent-data", "1" if self.spec.persistent_data else "0",
-        ]  # fmt: skip
-        if self.spec.file_format:
-            args += ["--file-format", self.spec.file_format]
-        if self.spec.samples:
-            args += ["--samples", str(self.spec.samples)]
-        if self.spec.resolution:
-            args += ["--resolution", "x".join(str(value) for value in self.spec.resolution)]
-        return args
-
-    def worker_env(self, lane: Lane) -> dict[str, str]:
-        env = dict(os.environ)
-        if jobs.ORIGINAL_PYTHONPATH in env:  # undo what a detached launch added for the dispatcher itself
-            original = env.pop(jobs.ORIGINAL_PYTHONPATH)
-            if original:
-                env["PYTHONPATH"] = original
-            else:
-                env.pop("PYTHONPATH", None)
-        env.update(lane.env)
-        cache = os.path.join(jobs.user_cache_dir(), "cuda-cache")
-        os.makedirs(cache, exist_ok=True)
-        env.setdefault("CUDA_CACHE_PATH", cache)  # one kernel cache shared by every worker
-        env.setdefault("CUDA_CACHE_MAXSIZE", str(4 * 2**30))
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
-
-    def _start_worker(self, lane: Lane, key: tuple, inbox):
-        argv = worker_command(self.program, self.spec.blend, self._worker_args(lane), self.spec.trust_scripts)
+    def _start_worker(self, lane: Lane, key: tuple, inbox) -> WorkerHandle:
+        argv = worker_command(self.program, self.spec.blend, worker_args(self.spec, lane), self.spec.trust_scripts)
         log_path = os.path.join(self.job_dir, "logs", f"{lane.name}.log")
-        return self.factory.start(key, argv, self.worker_env(lane), log_path, inbox)
+        return self.factory.start(key, argv, worker_env(lane), log_path, inbox)
 
     def _log_frame(self, record: dict) -> None:
         if record.get("status") == "done":
@@ -356,28 +249,26 @@ class JobRun:
         self.frames_log.flush()
 
     # -- running ---------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self) -> JobStatus:
         """Run to the end; the output folder's lock and the GPU leases are given back however it ends."""
         try:
             return self._run()
         finally:
             self.guard.release()
-            if self.leases is not None:
-                self.leases.release()
 
-    def _run(self) -> dict:
+    def _run(self) -> JobStatus:
         jobs.write_pid(self.job_dir)
         if not self.prepare():
             return self._finish("cancelled")
         if self.supervisor is None:  # every frame is already done or kept: keep the video made before
-            video = self.previous.get("video")
-            return self._finish("done", video=video if video and os.path.exists(video) else None)
-        self.supervisor.start()
+            video = self.previous.video if self.previous else None
+            return self._finish("done", video if video and os.path.exists(video) else None)
+        self.sup.start()
         state = "running"
         last_write = 0.0
         try:
-            while not self.supervisor.finished:
-                self.supervisor.step(timeout=0.1)
+            while not self.sup.finished:
+                self.sup.step(timeout=0.1)
                 if self.replan_choice is not None:
                     choice, self.replan_choice = self.replan_choice, None
                     self._replan(choice)
@@ -389,10 +280,10 @@ class JobRun:
                     self.message = f"output disk is full ({self.spec.output_dir}); finished frames are kept"
                     break
                 now = self.clock()
-                if self.supervisor.changed or now - last_write > 2.0:
+                if self.sup.changed or now - last_write > 2.0:
                     if now - last_write >= 0.2:
                         self.write_status("running")
-                        self.supervisor.changed = False
+                        self.sup.changed = False
                         last_write = now
         finally:
             self._stop_workers()
@@ -404,7 +295,7 @@ class JobRun:
             state = "failed"
         return self._finish(state)
 
-    def _finish(self, state: str, video: str | None = None) -> dict:
+    def _finish(self, state: str, video: str | None = None) -> JobStatus:
         if state == "done" and self.spec.video and video is None:
             self.write_status("running", phase="encoding video")
             from .video import encode_job
@@ -422,82 +313,62 @@ class JobRun:
         if now - self.disk_checked_at < 2.0:
             return False
         self.disk_checked_at = now
-        try:
-            return shutil.disk_usage(self.spec.output_dir).free < MIN_FREE_BYTES // 4
-        except OSError:
-            return False
+        return disk_nearly_full(self.spec.output_dir)
 
     def _failure_message(self) -> str:
-        if self.supervisor.fatal_errors and all(run.blocklisted for run in self.supervisor.runs.values()):
-            return self.supervisor.fatal_errors[0]
+        if self.sup.fatal_errors and all(run.blocklisted for run in self.sup.runs.values()):
+            return self.sup.fatal_errors[0]
         if self.queue.failed:
             frame, error = next(iter(sorted(self.queue.failed.items())))
             return f"{len(self.queue.failed)} frame(s) failed; frame {frame}: {error}"
-        errors = [run.last_error for run in self.supervisor.runs.values() if run.last_error]
+        errors = [run.last_error for run in self.sup.runs.values() if run.last_error]
         return errors[-1] if errors else "job did not finish"
 
     def _stop_workers(self) -> None:
-        """Quit idle workers politely, kill the rest, and leave no temporary file behind."""
-        supervisor = self.supervisor
-        if supervisor is None:
-            return
-        handles = [run.handle for run in supervisor.runs.values() if run.handle is not None]
-        for run in supervisor.runs.values():
-            if run.handle is not None and run.frame is None and run.state in ("ready", "stopped"):
-                run.handle.send({"cmd": "quit"})
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and any(handle.poll() is None for handle in handles):
-            time.sleep(0.05)
-        supervisor.shutdown()
-        clean_stale_temps(self.spec.output_dir)
-        if self.spec.placeholders:  # as Blender does: a frame not finished leaves no empty placeholder
-            for frame in [*self.queue.pending, *self.queue.in_flight]:
-                if os.path.exists(self._final(frame)) and os.path.getsize(self._final(frame)) == 0:
-                    os.remove(self._final(frame))
-        close = getattr(self.factory, "close", None)
-        if close:
-            close()  # the Ray backend kills its actors and shuts down a Ray it started
+        """The supervisor ends every worker (quit, wait, kill, reap); no temporary file stays behind."""
+        if self.supervisor is not None:
+            self.sup.shutdown(grace=3.0)
+            clean_stale_temps(self.spec.output_dir)
+            self.guard.drop_placeholders(self._final(frame) for frame in [*self.queue.pending, *self.queue.in_flight])
+            self.factory.close()  # the Ray backend kills its actors and shuts down a Ray it started
 
-    def status(self, state: str, phase: str | None = None, **extra) -> dict:
+    def status(self, state: str, phase: str | None = None, video: str | None = None,
+               finished: bool = False) -> JobStatus:  # fmt: skip
         supervisor = self.supervisor
-        counts = self.queue.counts() if self.queue.planned else {}
-        plan = self.guard.plan
-        if plan is not None:
-            counts.update(done_before=len(plan.done_before), kept=len(plan.kept), kept_from=dict(plan.kept_from))
         now = time.time()
-        status = {
-            "job_id": self.spec.job_id,
-            "job_dir": self.job_dir,
-            "blend": self.spec.blend,
-            "output_dir": self.spec.output_dir,
-            "state": state,
-            "phase": phase or (supervisor.phase() if supervisor else "starting"),
-            "pid": os.getpid(),
-            "started_at": self.started_wall,
-            "updated_at": now,
-            "elapsed": round(self.clock() - self.started, 3),
-            "eta_seconds": supervisor.eta_seconds() if supervisor and self.queue.planned else None,
-            "device_type": getattr(self, "device_type", None),
-            "layout": self.spec.layout,
-            "autotune": self.autotune,
-            "frames": counts,
-            "failed_frames": {str(frame): error for frame, error in sorted(self.queue.failed.items())},
-            "lanes": [run.to_status() for run in supervisor.runs.values()] if supervisor else [],
-            "message": self.message or self.notice,
-            "video": extra.get("video"),
-        }
-        if extra.get("finished"):
-            status["finished_at"] = now
-        return status
+        return JobStatus(
+            job_id=self.spec.job_id,
+            job_dir=self.job_dir,
+            blend=self.spec.blend,
+            output_dir=self.spec.output_dir,
+            state=state,
+            phase=phase or (supervisor.phase() if supervisor else "starting"),
+            pid=os.getpid(),
+            started_at=self.started_wall,
+            updated_at=now,
+            elapsed=round(self.clock() - self.started, 3),
+            eta_seconds=supervisor.eta_seconds() if supervisor and self.queue.planned else None,
+            device_type=self.device_type,
+            layout=self.spec.layout,
+            autotune=self.autotune,
+            frames={**self.queue.counts(), **self.guard.counts()} if self.queue.planned else {},
+            kept_from=self.guard.kept_from(),
+            failed_frames={str(frame): error for frame, error in sorted(self.queue.failed.items())},
+            lanes=[run.to_status() for run in supervisor.runs.values()] if supervisor else [],
+            message=self.message or self.guard.kept_summary(),
+            video=video,
+            finished_at=now if finished else None,
+        )
 
-    def write_status(self, state: str, phase: str | None = None, **extra) -> dict:
-        status = self.status(state, phase, **extra)
+    def write_status(self, state: str, phase: str | None = None, video: str | None = None,
+                     finished: bool = False) -> JobStatus:  # fmt: skip
+        status = self.status(state, phase, video, finished)
         jobs.write_status(self.job_dir, status)
         self.on_status(status)
         return status
 
 
-def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> dict:
+def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> JobStatus:
     """Run a job folder in this process until it ends; SIGINT/SIGTERM cancel it cleanly."""
     lock = job_lock(job_dir)
     if not lock.try_acquire(timeout=2.0):  # another process runs this job: leave its files alone
@@ -508,7 +379,7 @@ def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> dict:
         lock.release()
 
 
-def _run_locked(job_dir: str, handle_signals: bool, options: dict) -> dict:
+def _run_locked(job_dir: str, handle_signals: bool, options: dict) -> JobStatus:
     job = JobRun(job_dir, **options)
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -518,7 +389,7 @@ def _run_locked(job_dir: str, handle_signals: bool, options: dict) -> dict:
     except SpecError as error:
         job.message = str(error)
         status = job.status("failed", phase="failed", finished=True)
-        status["error"] = str(error)
+        status.error = str(error)
         jobs.write_status(job_dir, status)
         raise
     finally:

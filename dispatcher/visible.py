@@ -91,7 +91,8 @@ def passed_through(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def hidden_lines(report: DeviceReport, environ: Mapping[str, str] | None = None) -> list[str]:
     """What ``devices`` prints about the cards this process may not use, and the variables passed on."""
-    lines = [f"GPU {card['index']}: {card['name']}  {card['uuid']}  hidden: {card['reason']}" for card in report.hidden]
+    lines = [f"GPU {card['index']}: {card['name']}  {card['uuid']}  hidden: {card['reason']}"
+             for card in report.hidden or []]  # fmt: skip
     lines += [f"{name}={value!r}: passed on unchanged to HIP / oneAPI workers"
               for name, value in passed_through(environ).items()]  # fmt: skip
     return lines

@@ -76,7 +76,7 @@ def test_unsaved_file_is_refused(farm):
 def test_a_folder_another_job_is_writing_is_refused_naming_that_job(farm):
     save(farm)
     output_lock = importlib.import_module(f"{NAME}.dispatcher.output_lock")
-    folder, _pattern = importlib.import_module(f"{NAME}.operators.job_plan").output_target(farm.scene)
+    folder, _pattern = importlib.import_module(f"{NAME}.planning").output_target(farm.scene, bpy.data.filepath)
     os.makedirs(folder, exist_ok=True)
     writer = output_lock.OutputLock(folder, "other-shot-1", str(farm.tmp / "other"))
     writer.acquire()
@@ -124,7 +124,7 @@ def test_eevee_cannot_pin_cards(farm):
 
 
 def test_movie_output_renders_png_frames(farm):
-    plan_job = importlib.import_module(f"{NAME}.operators.job_plan").plan_job
+    plan_job = importlib.import_module(f"{NAME}.planning").plan_job
     save(farm)
     farm.scene.render.image_settings.media_type = "VIDEO"
     plan = plan_job(bpy.context, farm.preferences.get_preferences(bpy.context), farm.monitor.devices)
@@ -205,7 +205,7 @@ def test_reopening_the_file_reattaches_to_its_job(farm):
 
 
 def test_per_card_device_type_and_workers_reach_the_job(farm):
-    plan_job = importlib.import_module(f"{NAME}.operators.job_plan").plan_job
+    plan_job = importlib.import_module(f"{NAME}.planning").plan_job
     save(farm)
     gpus = [farm.devices.Gpu(i, "NVIDIA H200", f"GPU-{i}", f"00000000:1{i}:00.0", 143771, 143000) for i in (0, 1)]
     report = farm.devices.DeviceReport(gpus=gpus)
