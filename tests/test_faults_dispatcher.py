@@ -99,7 +99,7 @@ def test_preexisting_empty_or_truncated_frames_are_rendered_not_skipped(tiny_ble
                                  "1 from job first (same file and settings)")
     records = frame_records(tmp_path / "second")
     assert sorted(r["frame"] for r in records if r["status"] == "done") == [2, 3, 4, 5]
-    assert status["frames"]["kept_from"] == {"job first (same file and settings)": 1}
+    assert status["kept_from"] == {"job first (same file and settings)": 1}
     assert good.stat().st_mtime_ns == stamp
     assert frame_names(out) == [f"frame_{frame:04d}.png" for frame in range(1, 6)]
     assert all(check_image(str(out / name)) is None for name in frame_names(out))

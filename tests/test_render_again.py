@@ -121,7 +121,7 @@ def test_two_renders_at_once_into_one_folder_each_frame_once(slow_blend, tmp_pat
     assert queued.returncode == 0, queued.stderr
     status = json.loads(queued.stdout)
     assert status["frames"]["rendered"] == 0 and status["frames"]["kept"] == 6
-    assert status["frames"]["kept_from"] == {"job job-a (same file and settings)": 6}
+    assert status["kept_from"] == {"job job-a (same file and settings)": 6}
     done = [r["frame"] for job in (job_a, tmp_path / "job-b") for r in records(job) if r["status"] == "done"]
     assert sorted(done) == list(range(1, 7)), "each frame rendered once across both jobs"
     assert frame_names(out) == [f"frame_{frame:04d}.png" for frame in range(1, 7)]
