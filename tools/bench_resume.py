@@ -29,9 +29,10 @@ def make_finished_job(base: str, count: int) -> str:
     from dispatcher.manifest import Identity, Manifest, settings_hash
     from dispatcher.output_guard import blend_identity, pixel_settings, source_blend
     from dispatcher.spec import JobSpec
+    from dispatcher.status import JobStatus
 
     blend = os.path.join(base, "shot.blend")
-    script = os.path.join(ROOT, "dispatcher", "demo_scene.py")
+    script = os.path.join(ROOT, "dispatcher", "blender_scripts", "demo_scene.py")
     subprocess.run([sys.executable, script, "--out", blend, "--frames", "8", "--size", "32x32", "--samples", "1"],
                    check=True, capture_output=True)  # fmt: skip
     out = os.path.join(base, "frames")
@@ -55,7 +56,7 @@ def make_finished_job(base: str, count: int) -> str:
             manifest.add(path, frame, me)
             log.write(json.dumps({"frame": frame, "lane": "cpu0", "status": "done", "path": path}) + "\n")
     manifest.close()
-    jobs.write_status(job_dir, {"job_id": spec.job_id, "state": "done", "frames": {"total": count, "done": count}})
+    jobs.write_status(job_dir, JobStatus(job_id=spec.job_id, state="done", frames={"total": count, "done": count}))
     return job_dir
 
 
