@@ -92,9 +92,10 @@ class OutputGuard:
             self.manifest.compact(records)
         return self.plan
 
-    def record(self, path: str, frame: int) -> None:
-        if self.identity is not None and os.path.exists(path):
-            self.manifest.add(path, frame, self.identity)
+    def record(self, event: dict) -> None:
+        """A frames.jsonl event: a frame put in place ("done") goes into the folder's manifest."""
+        if event.get("status") == "done" and self.identity is not None and os.path.exists(event["path"]):
+            self.manifest.add(event["path"], event["frame"], self.identity)
 
     def counts(self) -> dict[str, int]:
         """Status counts: this job's earlier frames, and existing frames kept by the skip policy."""

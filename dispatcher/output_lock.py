@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from filelock import FileLock, Timeout
 
@@ -141,3 +142,15 @@ def job_running(job_dir: str) -> bool:
         probe.release()
         return False
     return True
+
+
+@contextmanager
+def running_alone(job_dir: str, wait: float = 2.0) -> Iterator[None]:
+    """Hold the job's run lock while the block runs; another live runner of the job: SpecError, nothing touched."""
+    lock = job_lock(job_dir)
+    if not lock.try_acquire(timeout=wait):
+        raise SpecError(f"job {os.path.basename(job_dir)} is already running")
+    try:
+        yield
+    finally:
+        lock.release()

@@ -13,9 +13,10 @@ from . import jobs
 from .devices import DeviceReport
 from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
+from .job_phases import JobPhases
 from .lanes import Lane, plan_lanes
 from .output_guard import OutputGuard
-from .output_lock import job_lock
+from .output_lock import running_alone
 from .preflight import (  # re-exported: callers and tests import these from runner
     MIN_FREE_BYTES,
     TEMP_MARK,
@@ -29,6 +30,7 @@ from .preflight import (  # re-exported: callers and tests import these from run
 from .process import LocalFactory, ProcessFactory, WorkerHandle, worker_command
 from .spec import SpecError
 from .status import JobStatus
+from .status_text import failure_message
 from .supervisor import Supervisor, SupervisorConfig
 from .worker_launch import worker_args, worker_env
 
@@ -48,6 +50,7 @@ class JobRun:
         on_status: Callable[[JobStatus], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         supervisor_config: SupervisorConfig | None = None,
+        command_started: float | None = None,
     ):
         self.job_dir = job_dir
         self.spec = jobs.load_spec(job_dir)
@@ -64,6 +67,7 @@ class JobRun:
             hang_timeout=self.spec.hang_timeout,
             first_frame_timeout=self.spec.first_frame_timeout,
             max_lane_failures=self.spec.max_lane_failures,
+            backups=not self.spec.extra.get("prepare"),  # a backup copy would kill a kernel compile half-way
         )
         log_fd = os.open(os.path.join(job_dir, "frames.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.frames_log = os.fdopen(log_fd, "a", encoding="utf-8")
@@ -76,8 +80,10 @@ class JobRun:
         self.replan_choice: dict | None = None
         self.device_type: str | None = None  # set by prepare()
         self.program = ""
+        self.phases = JobPhases(command_started, self.started_wall)  # timeline.json and kernel markers
         self.guard = OutputGuard(self.spec, job_dir)  # the output folder's lock, manifest and GPU leases
         self.previous = jobs.read_status(job_dir)  # the last run's status (its video, on a resume)
+        self._queued = lambda why: self.write_status("queued", phase=why)  # waiting for the folder or GPUs
 
     @property
     def sup(self) -> Supervisor:
@@ -99,19 +105,14 @@ class JobRun:
 
     # -- set-up ----------------------------------------------------------------------------------
     def prepare(self) -> bool:
-        """Take the output folder, plan the frames, then lanes and cards; False when cancelled while waiting."""
+        """Output folder, frames, lanes, cards (no worker if nothing is left); False: cancelled while queued."""
         device_type, self.report, self.program = preflight(self.spec, self.report)
         self.device_type = device_type
-        if not self.guard.claim(lambda why: self.write_status("queued", phase=why), cancelled=self._cancelled):
+        if not self.guard.claim(self._queued, cancelled=self._cancelled):
             return False
-        clean_stale_temps(self.spec.output_dir)  # this job holds the folder: no other writer is live
-        cached = jobs.cached_scene(self.job_dir, self.spec.blend)
-        if cached:
-            self._on_scene(cached)
-        elif self.spec.frames and self.extension is not None:
-            self._plan(parse_frames(self.spec.frames))
+        self._plan_frames()
         if self.queue.finished:
-            return True  # nothing left to render: no worker is started
+            return True
         if self.spec.backend == "ray":
             from .ray_backend import prepare_ray  # lanes from the cluster's nodes, one Ray actor each
 
@@ -121,23 +122,26 @@ class JobRun:
             if self.spec.layout == "auto":
                 self._autotune()
             self.lanes = plan_lanes(self.spec, self.report, device_type)
-            if not self._lease_cards():
+            narrowed = self.guard.lease(self.lanes, self._queued, self._cancelled)  # first come, per card
+            if narrowed is None:
                 return False
-        self.supervisor = supervisor = self._new_supervisor()
-        if cached:
-            supervisor.scene = cached
+            if narrowed:  # start now on the free cards (this run only; spec.json is unchanged)
+                self.spec.gpus, self.lanes = narrowed, plan_lanes(self.spec, self.report, device_type)
+        self.supervisor = self._new_supervisor()
+        self.supervisor.scene = jobs.cached_scene(self.job_dir, self.spec.blend)
         return True
+
+    def _plan_frames(self) -> None:
+        """Under the folder's lock: clear stale temporary files, plan the frames if known without a worker."""
+        clean_stale_temps(self.spec.output_dir)
+        cached = jobs.cached_scene(self.job_dir, self.spec.blend)
+        if cached:
+            self._on_scene(cached)
+        elif self.spec.frames and self.extension is not None:
+            self._plan(parse_frames(self.spec.frames))
 
     def _cancelled(self) -> bool:
         return self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request"))
-
-    def _lease_cards(self) -> bool:
-        """Wait first-come for the lanes' cards; on part of them, only the lanes whose cards are leased run."""
-        narrowed = self.guard.lease(self.lanes, lambda why: self.write_status("queued", phase=why), self._cancelled)
-        if narrowed:  # start now on the free cards (this run only; spec.json is unchanged)
-            self.spec.gpus = narrowed
-            self.lanes = plan_lanes(self.spec, self.devices, self.device)
-        return narrowed is not None
 
     def _autotune(self) -> None:
         """Choose the layout now: from the cached scene facts, else provisionally from the machine alone.
@@ -225,8 +229,7 @@ class JobRun:
         self._plan(frames)
 
     def _plan(self, frames: list[int]) -> None:
-        """This job's intact frames are done; existing ones are kept only with the skip policy (and said so).
-        frames.jsonl gets only rendered frames: a resume of an intact job does not grow it."""
+        self.phases.stamp("frames_planned", once=True)  # frames.jsonl gets rendered frames only
         plan = self.guard.classify(frames, self._final, self.extension or "")
         self.queue.plan(frames, set(plan.done_before) | set(plan.kept))
 
@@ -237,32 +240,30 @@ class JobRun:
         final = self.guard.placeholder(self._final(frame))  # the scene's Placeholders, when on
         return temp_path_for(final, lane, self.spec.job_id), final
 
+    def worker_env(self, lane: Lane) -> dict[str, str]:
+        return worker_env(lane)
+
     def _start_worker(self, lane: Lane, key: tuple, inbox) -> WorkerHandle:
         argv = worker_command(self.program, self.spec.blend, worker_args(self.spec, lane), self.spec.trust_scripts)
         log_path = os.path.join(self.job_dir, "logs", f"{lane.name}.log")
-        return self.factory.start(key, argv, worker_env(lane), log_path, inbox)
+        return self.factory.start(key, argv, self.worker_env(lane), log_path, inbox)
 
     def _log_frame(self, record: dict) -> None:
-        if record.get("status") == "done":
-            self.guard.record(record["path"], record["frame"])
+        self.guard.record(record)  # a frame put in place goes into the folder's manifest
         self.frames_log.write(json.dumps(record) + "\n")
         self.frames_log.flush()
+        if self.spec.backend == "local" and self.supervisor is not None:
+            run, driver = self.sup.runs.get(str(record.get("lane"))), self.devices.driver
+            cache_dir = lambda lane: self.worker_env(lane)["CUDA_CACHE_PATH"]  # noqa: E731
+            self.phases.after_frame(record, run, driver, self.program, cache_dir)
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> JobStatus:
-        """Run to the end; the output folder's lock and the GPU leases are given back however it ends."""
-        try:
-            return self._run()
-        finally:
-            self.guard.release()
-
-    def _run(self) -> JobStatus:
         jobs.write_pid(self.job_dir)
-        if not self.prepare():
-            return self._finish("cancelled")
-        if self.supervisor is None:  # every frame is already done or kept: keep the video made before
-            video = self.previous.video if self.previous else None
-            return self._finish("done", video if video and os.path.exists(video) else None)
+        if not self.prepare() or self.supervisor is None:  # cancelled while queued, or nothing left
+            video = self.previous.video if self.previous and self.queue.finished else None
+            return self._finish("done" if self.queue.finished else "cancelled", video)
+        self.phases.stamp("dispatcher_ready")
         self.sup.start()
         state = "running"
         last_write = 0.0
@@ -286,17 +287,22 @@ class JobRun:
                         self.sup.changed = False
                         last_write = now
         finally:
-            self._stop_workers()
+            self._kill_workers()
+        try:
+            return self._finish(state)
+        finally:
+            self._reap_workers()
+
+    def _finish(self, state: str, video: str | None = None) -> JobStatus:
+        """The job's end: folder and GPUs freed, final status written while the killed workers are reaped."""
+        self.guard.release()
         if state == "running":
             state = "done" if not self.queue.failed and self.queue.finished else "failed"
             if state == "failed" and not self.message:
-                self.message = self._failure_message()
+                self.message = failure_message(self.sup, self.queue)
         if state == "cancelled" and self.message:
             state = "failed"
-        return self._finish(state)
-
-    def _finish(self, state: str, video: str | None = None) -> JobStatus:
-        if state == "done" and self.spec.video and video is None:
+        if state == "done" and self.spec.video and not (video and os.path.exists(video)):
             self.write_status("running", phase="encoding video")
             from .video import encode_job
 
@@ -315,22 +321,22 @@ class JobRun:
         self.disk_checked_at = now
         return disk_nearly_full(self.spec.output_dir)
 
-    def _failure_message(self) -> str:
-        if self.sup.fatal_errors and all(run.blocklisted for run in self.sup.runs.values()):
-            return self.sup.fatal_errors[0]
-        if self.queue.failed:
-            frame, error = next(iter(sorted(self.queue.failed.items())))
-            return f"{len(self.queue.failed)} frame(s) failed; frame {frame}: {error}"
-        errors = [run.last_error for run in self.sup.runs.values() if run.last_error]
-        return errors[-1] if errors else "job did not finish"
-
-    def _stop_workers(self) -> None:
-        """The supervisor ends every worker (quit, wait, kill, reap); no temporary file stays behind."""
+    def _kill_workers(self) -> None:
+        """Stop every worker at once; no temporary file stays behind. A local worker has nothing to tidy
+        (it would only exit), so it is killed without a quit and a wait; a Ray worker is asked to quit
+        first (it removes its node's frame folder on the way out)."""
         if self.supervisor is not None:
-            self.sup.shutdown(grace=3.0)
+            self.sup.shutdown(grace=3.0 if self.spec.backend != "local" else 0.0, reap=None)
             clean_stale_temps(self.spec.output_dir)
             self.guard.drop_placeholders(self._final(frame) for frame in [*self.queue.pending, *self.queue.in_flight])
-            self.factory.close()  # the Ray backend kills its actors and shuts down a Ray it started
+
+    def _reap_workers(self) -> None:
+        """After the final status: wait until every worker is gone, close the backend, write the timeline."""
+        if self.supervisor is not None:
+            self.sup.reap()
+        self.phases.stamp("workers_stopped")
+        self.factory.close()  # the Ray backend kills its actors and shuts down a Ray it started
+        self.phases.finish(self.job_dir, self.supervisor.runs if self.supervisor else None)
 
     def status(self, state: str, phase: str | None = None, video: str | None = None,
                finished: bool = False) -> JobStatus:  # fmt: skip
@@ -369,18 +375,12 @@ class JobRun:
 
 
 def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> JobStatus:
-    """Run a job folder in this process until it ends; SIGINT/SIGTERM cancel it cleanly."""
-    lock = job_lock(job_dir)
-    if not lock.try_acquire(timeout=2.0):  # another process runs this job: leave its files alone
-        raise SpecError(f"job {os.path.basename(job_dir)} is already running")
-    try:
-        return _run_locked(job_dir, handle_signals, options)
-    finally:
-        lock.release()
+    """Run a job folder in this process until it ends (one process per job); SIGINT/SIGTERM cancel it."""
+    with running_alone(job_dir):
+        return _run(JobRun(job_dir, **options), job_dir, handle_signals)
 
 
-def _run_locked(job_dir: str, handle_signals: bool, options: dict) -> JobStatus:
-    job = JobRun(job_dir, **options)
+def _run(job: JobRun, job_dir: str, handle_signals: bool) -> JobStatus:
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: job.cancel_requested.set())
@@ -393,6 +393,7 @@ def _run_locked(job_dir: str, handle_signals: bool, options: dict) -> JobStatus:
         jobs.write_status(job_dir, status)
         raise
     finally:
+        job.guard.release()
         try:
             os.remove(os.path.join(job_dir, "dispatcher.pid"))
         except OSError:

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .status import JobStatus
+
+if TYPE_CHECKING:
+    from .frame_queue import FrameQueue
+    from .supervisor import Supervisor
+
+
+def failure_message(supervisor: Supervisor, queue: FrameQueue) -> str:
+    """Why a job ended failed, in one line: the fatal start error, the first failed frame, or the last error."""
+    if supervisor.fatal_errors and all(run.blocklisted for run in supervisor.runs.values()):
+        return supervisor.fatal_errors[0]
+    if queue.failed:
+        frame, error = next(iter(sorted(queue.failed.items())))
+        return f"{len(queue.failed)} frame(s) failed; frame {frame}: {error}"
+    errors = [run.last_error for run in supervisor.runs.values() if run.last_error]
+    return errors[-1] if errors else "job did not finish"
 
 
 def _rate(frames: int, seconds: float | None) -> str:

@@ -1,16 +1,16 @@
-"""A worker's command-line options and environment, from the job's spec and its lane."""
+"""How a lane's worker is started: its command-line flags and its environment. Never imports bpy."""
 
 from __future__ import annotations
 
 import os
 
-from . import jobs
+from . import jobs, kernels
 from .lanes import Lane
 from .spec import JobSpec
 
 
 def worker_args(spec: JobSpec, lane: Lane) -> list[str]:
-    """The worker script's options for this lane."""
+    """worker.py's flags for one lane of a job."""
     args = [
         "--lane", lane.name,
         "--device-type", lane.device_type,
@@ -28,7 +28,7 @@ def worker_args(spec: JobSpec, lane: Lane) -> list[str]:
 
 
 def worker_env(lane: Lane) -> dict[str, str]:
-    """This process's environment, with the lane's pinning and one shared CUDA kernel cache."""
+    """The worker's environment: the lane's pinning, one shared kernel cache, the user's PYTHONPATH."""
     env = dict(os.environ)
     if jobs.ORIGINAL_PYTHONPATH in env:  # undo what a detached launch added for the dispatcher itself
         original = env.pop(jobs.ORIGINAL_PYTHONPATH)
@@ -37,7 +37,7 @@ def worker_env(lane: Lane) -> dict[str, str]:
         else:
             env.pop("PYTHONPATH", None)
     env.update(lane.env)
-    cache = os.path.join(jobs.user_cache_dir(), "cuda-cache")
+    cache = kernels.cuda_cache_dir(env)
     os.makedirs(cache, exist_ok=True)
     env.setdefault("CUDA_CACHE_PATH", cache)  # one kernel cache shared by every worker
     env.setdefault("CUDA_CACHE_MAXSIZE", str(4 * 2**30))
