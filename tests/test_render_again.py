@@ -185,3 +185,30 @@ def test_placeholders_mark_frames_being_rendered_and_none_is_left_after_a_cancel
         if process.poll() is None:
             process.kill()
     assert not [path.name for path in out.glob("frame_*.png") if check_image(str(path)) is not None]
+
+
+def test_a_queued_job_is_listed_and_cancel_ends_it_while_the_writer_goes_on(slow_blend, tmp_path):
+    out, writer, waiting = tmp_path / "out", tmp_path / "writer", tmp_path / "waiting"
+    argv = [sys.executable, "-m", "dispatcher", "render", str(slow_blend), "-o", str(out), "--job-dir", str(writer),
+            "--frames", "1-10", "--cpu-lanes", "1"]  # fmt: skip
+    first = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: list(out.glob("frame_*.png")), 120, what="the writer's first frame")
+        queued = run_cli("render", str(slow_blend), "-o", str(out), "--job-dir", str(waiting), "--frames", "1-10",
+                         "--cpu-lanes", "1", "--queue", "--detach")  # fmt: skip
+        assert queued.returncode == 0, queued.stderr
+        wait_for(lambda: (jobs.read_status(str(waiting)) or {}).get("state") == "queued", 60, what="queued")
+        assert jobs.read_status(str(waiting)).phase == "Waiting for job writer, pid " + str(first.pid) + (
+            " to finish writing the output folder")
+        rows = {row["job_id"]: row for row in json.loads(run_cli("jobs", "--json").stdout)}
+        assert rows["writer"]["state"] == "running" and rows["waiting"]["state"] == "queued"
+        assert rows["waiting"]["output"] == str(out)
+        cancelled = run_cli("cancel", str(waiting))
+        assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+        assert jobs.read_status(str(waiting)).state == "cancelled" and first.poll() is None
+        assert first.wait(120) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert not records(waiting) and sorted(r["frame"] for r in records(writer) if r["status"] == "done") == list(
+        range(1, 11))
