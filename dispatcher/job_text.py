@@ -119,11 +119,11 @@ def headline(
     """(kind, bar, note) for the job's state; ``active``: the dispatcher runs (or was just launched)."""
     done, total, skipped = _frames(status)
     state, phase = (status.state, status.phase or "") if status else ("starting", "")
-    queued = getattr(status, "queued_behind", None)  # a queue may hold the job behind another
     if encoding or (state == "running" and "encod" in phase):
         return "encoding", f"Encoding video — {done} frames", ""
-    if queued:
-        return "queued", f"Queued behind {queued}", ""
+    if state == "queued":  # phase: "Queued behind <job> (2 of 2 GPUs busy)"
+        bar, _, why = phase.partition(" (")
+        return "queued", bar or "Queued", why.rstrip(")")
     if cancelling and active:
         return "cancelling", f"Cancelling — {done}/{total} frames done", ""
     if status is None or state == "starting":

@@ -132,3 +132,9 @@ def test_a_still_in_automatic_mode_says_it_uses_every_card():
     assert (choice["layout"], choice["gpus_per_worker"]) == ("combined", 4)
     line = job_view(status(done=0, total=1, autotune=choice), active=True).detail
     assert line.startswith("Automatic — ") and "4 GPUs" in line and ";" not in line
+
+
+def test_a_queued_job_names_the_job_it_waits_for():
+    queued = status(state="queued", phase="Queued behind shot-2 (2 of 2 GPUs busy)", done=0)
+    view = job_view(queued, active=True)
+    assert (view.kind, view.bar, view.note) == ("queued", "Queued behind shot-2", "2 of 2 GPUs busy")
