@@ -149,7 +149,7 @@ def test_before_refresh_and_without_gpu(extension, scene):
     assert layout.operators() == {"grf.refresh_devices": True, "grf.render_all": True, "grf.show_message": True,
                                   "grf.cancel_job": False, "grf.open_output": False, "grf.play_video": False}
     assert layout.bars() == {"No render yet": 0.0}  # the block keeps its height before the first render
-    assert "Automatic — the layout is picked at start" in layout.labels()
+    assert "Automatic — layout picked at start" in layout.labels()
     assert ("mode", None) in layout.props() and ("output_dir", None) in layout.props()
 
     extension.monitor.set_devices(extension.devices.DeviceReport(reason="NVML unavailable: driver not loaded"))

@@ -46,7 +46,7 @@ def idle_lines(scene) -> list[str]:
 
     settings = scene.gpu_render_farm
     if settings.mode == "AUTO":
-        mode = "Automatic — the layout is picked at start"
+        mode = "Automatic — layout picked at start"
     else:
         mode = f"Mode: {settings.bl_rna.properties['mode'].enum_items[settings.mode].name}"
     folder, pattern = output_target(scene, bpy.data.filepath)
