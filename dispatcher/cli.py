@@ -1,4 +1,4 @@
-"""Command line: python -m dispatcher devices|render|status|cancel|resume|encode|demo|bench|report."""
+"""Command line: python -m dispatcher devices|render|status|cancel|resume|encode|demo|bench|report|serve."""
 
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_optional(commands, "bench", "benchmark approaches and print a table", "dispatcher.bench")
     _add_optional(commands, "report", "per-lane timeline and summary of a finished job", "dispatcher.report")
+    _add_optional(commands, "serve", "web dashboard of the jobs (needs the 'web' extra)", "dispatcher.web")
     return parser
 
 
@@ -92,6 +93,7 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--first-frame-timeout", type=float, default=3600.0,
                         help="a GPU lane's first frame may compile kernels this long (default 3600)")  # fmt: skip
     parser.add_argument("--video", action="store_true", help="encode an MP4 when all frames are done")
+    parser.add_argument("--notify-url", help="POST a JSON summary to this http(s) URL when the job ends")
     parser.add_argument("--job-dir", help="job folder (default: a new one under the user cache)")
     parser.add_argument("--detach", action="store_true", help="return at once; the job runs on in the background")
     parser.add_argument("--backend", default="local", choices=("local", "ray"))
@@ -134,6 +136,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         hang_timeout=args.hang_timeout,
         first_frame_timeout=args.first_frame_timeout,
         video=args.video,
+        notify_url=args.notify_url,
         backend=args.backend,
         ray_address=args.ray_address,
         extra={"ray_ship_files": True} if getattr(args, "ship_files", False) else {},

@@ -17,6 +17,7 @@ from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
 from .images import check_image
 from .lanes import Lane, plan_lanes
+from .notify import notify_job_end
 from .process import LocalFactory, default_program, worker_command
 from .spec import IMAGE_FORMATS, JobSpec, SpecError, write_json_atomic
 from .supervisor import Supervisor, SupervisorConfig
@@ -436,8 +437,10 @@ def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> dict:
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: job.cancel_requested.set())
+    status = None
     try:
-        return job.run()
+        status = job.run()
+        return status
     except SpecError as error:
         job.message = str(error)
         status = job.status("failed", phase="failed", finished=True)
@@ -449,3 +452,5 @@ def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> dict:
             os.remove(os.path.join(job_dir, "dispatcher.pid"))
         except OSError:
             pass
+        if status is not None:
+            notify_job_end(status, job.spec)  # after the job is over; never raises

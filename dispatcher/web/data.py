@@ -1,0 +1,161 @@
+"""What the dashboard shows, read from the same job folders the CLI uses (no web framework here).
+
+Job folders are read through dispatcher.jobs (spec, status, pid) and dispatcher.report (frames.jsonl);
+this module only shapes them into small JSON documents for the page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .. import jobs
+from ..report import read_records
+from ..spec import SpecError
+
+JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
+PAGE_SIZE = 20
+MAX_PAGE = 100
+FRAME_LIST_CAP = 48
+_records_cache: dict[str, tuple[tuple, list[dict]]] = {}
+
+
+def job_path(root: str, job_id: str) -> str | None:
+    """The folder of job ``job_id`` directly under ``root``, or None (names with / or .. never match)."""
+    if not JOB_NAME.match(job_id) or ".." in job_id:
+        return None
+    path = os.path.join(root, job_id)
+    if os.path.islink(path) or not os.path.isfile(os.path.join(path, "spec.json")):
+        return None
+    return path
+
+
+def _mtime(job_dir: str) -> float:
+    for name in ("status.json", "spec.json"):
+        try:
+            return os.stat(os.path.join(job_dir, name)).st_mtime
+        except OSError:
+            continue
+    return 0.0
+
+
+def job_ids(root: str) -> list[str]:
+    """Job folders under root, most recently updated first (a stat each; nothing is parsed)."""
+    try:
+        names = [entry.name for entry in os.scandir(root) if entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+    found = [name for name in names if job_path(root, name)]
+    return sorted(found, key=lambda name: _mtime(os.path.join(root, name)), reverse=True)
+
+
+def effective_state(job_dir: str, status: dict | None) -> str:
+    """running, queued, done, failed, cancelled, or stopped (the dispatcher died; resume continues)."""
+    running = jobs.is_running(job_dir)
+    if status is None:
+        return "running" if running else "queued"
+    state = status.get("state") or "running"
+    if state not in jobs.TERMINAL_STATES and not running:
+        return "stopped"
+    return state
+
+
+def frame_records(job_dir: str) -> list[dict]:
+    """frames.jsonl through report.read_records, re-read only when the file changed."""
+    path = os.path.join(job_dir, "frames.jsonl")
+    try:
+        info = os.stat(path)
+    except OSError:
+        return []
+    key = (info.st_mtime_ns, info.st_size)
+    cached = _records_cache.get(path)
+    if cached and cached[0] == key:
+        return cached[1]
+    records = read_records(path)
+    _records_cache[path] = (key, records)
+    return records
+
+
+def relative_output(output_dir: str, path: str | None) -> str | None:
+    """A frame's path relative to the job's output folder, or None when it lies elsewhere."""
+    if not path:
+        return None
+    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(output_dir))
+    return None if relative.startswith(os.pardir) or os.path.isabs(relative) else relative.replace(os.sep, "/")
+
+
+def latest_frames(job_dir: str, output_dir: str) -> dict[str, dict]:
+    """Per lane, the last frame it finished: {lane: {frame, file}}."""
+    latest: dict[str, dict] = {}
+    for record in frame_records(job_dir):
+        if record.get("status") == "done" and record.get("lane"):
+            relative = relative_output(output_dir, record.get("path"))
+            if relative:
+                latest[record["lane"]] = {"frame": record.get("frame"), "file": relative}
+    return latest
+
+
+def finished_frames(job_dir: str, output_dir: str, limit: int = FRAME_LIST_CAP) -> list[dict]:
+    """The last ``limit`` finished frames, newest last: [{frame, file, lane}]."""
+    done = {}
+    for record in frame_records(job_dir):
+        if record.get("status") in ("done", "skipped"):
+            relative = relative_output(output_dir, record.get("path"))
+            if relative:
+                done[record.get("frame")] = {"frame": record.get("frame"), "file": relative, "lane": record.get("lane")}
+    return list(done.values())[-limit:]
+
+
+def _lane(lane: dict, latest: dict) -> dict:
+    keys = ("name", "state", "device", "device_type", "frame", "sample", "samples", "frames_done",
+            "seconds_per_frame", "failures", "restarts", "blocklisted", "last_error", "phase", "note")  # fmt: skip
+    data = {key: lane.get(key) for key in keys}
+    data["latest"] = latest.get(lane.get("name"))
+    return data
+
+
+def job_summary(root: str, job_id: str, detail: bool = False) -> dict | None:
+    """One job as the page shows it; None when the folder is gone or not a job."""
+    job_dir = job_path(root, job_id)
+    if job_dir is None:
+        return None
+    try:
+        spec = jobs.load_spec(job_dir)
+    except (SpecError, OSError, ValueError, TypeError):
+        return None
+    status = jobs.read_status(job_dir) or {}
+    state = effective_state(job_dir, status or None)
+    latest = latest_frames(job_dir, spec.output_dir)
+    video = status.get("video")
+    summary = {
+        "id": job_id,
+        "state": state,
+        "phase": status.get("phase") if state not in ("stopped", "queued") else state,
+        "blend": os.path.basename(spec.blend),
+        "output_dir": spec.output_dir,
+        "frames": status.get("frames") or {},
+        "eta_seconds": status.get("eta_seconds") if state == "running" else None,
+        "elapsed": status.get("elapsed"),
+        "started_at": status.get("started_at"),
+        "updated_at": status.get("updated_at"),
+        "device_type": status.get("device_type"),
+        "message": status.get("message") or status.get("error") or "",
+        "failed_frames": dict(list((status.get("failed_frames") or {}).items())[:10]),
+        "lanes": [_lane(lane, latest) for lane in status.get("lanes") or []],
+        "video": relative_output(spec.output_dir, video) if video else None,
+        "can_cancel": state in ("running", "queued"),
+        "can_resume": state in ("stopped", "failed", "cancelled"),
+        "has_timeline": bool(frame_records(job_dir)),
+        "recent_frames": finished_frames(job_dir, spec.output_dir, FRAME_LIST_CAP if detail else 12),
+    }
+    return summary
+
+
+def list_jobs(root: str, offset: int = 0, limit: int = PAGE_SIZE) -> dict:
+    """A page of jobs, running and queued first, then the most recently updated."""
+    limit = max(1, min(limit, MAX_PAGE))
+    ids = job_ids(root)
+    live = [job_id for job_id in ids if jobs.is_running(os.path.join(root, job_id))]
+    ordered = live + [job_id for job_id in ids if job_id not in set(live)]
+    page = [summary for job_id in ordered[offset : offset + limit] if (summary := job_summary(root, job_id))]
+    return {"jobs": page, "total": len(ids), "offset": offset, "limit": limit, "running": len(live)}
