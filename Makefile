@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test test-slow lint soak bench package ray clean
+.PHONY: venv demo test test-slow lint soak bench package ray clean browser-deps serve
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; bpy 5.0.1 needs Python 3.11 (set PYTHON=...)"; exit 2; }
@@ -35,6 +35,15 @@ bench: venv
 
 package: venv
 	$(PY) tools/build_package.py
+
+# Debian's chromium and its driver, for the dashboard's browser test (tests/test_web_browser.py); root or sudo.
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then echo "chromium and chromedriver present"; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; fi
+
+serve: venv
+	$(PY) -m dispatcher serve
 
 ray: venv
 	$(PY) -m pip install -q -e ".[ray]"
