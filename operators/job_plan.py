@@ -150,6 +150,7 @@ def plan_job(context, prefs, report) -> Plan:
     spec.overwrite = "overwrite" if settings.overwrite else "skip"
     spec.backend = prefs.backend.lower()
     spec.ray_address = prefs.ray_address or None
+    spec.notify_url = getattr(prefs, "notify_url", "") or None
     spec.extra = {"audio_blend": bpy.data.filepath, "scene": scene.name, "engine": engine}
     try:
         spec.validate()

@@ -232,3 +232,14 @@ def test_cancel_then_resume_from_the_panel_buttons(farm):
     assert status["frames"]["done"] == 10 and status["frames"]["skipped"] == len(kept)
     assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept, "finished frames were not redone"
     assert sorted(path.name for path in out.glob("shot_*.png")) == [f"shot_{frame:04d}.png" for frame in range(1, 11)]
+
+
+def test_notify_url_preference_reaches_the_job(farm):
+    plan_job = importlib.import_module(f"{NAME}.operators.job_plan").plan_job
+    save(farm)
+    prefs = farm.preferences.get_preferences(bpy.context)
+    prefs.notify_url = "http://127.0.0.1:9/render-hook"
+    assert plan_job(bpy.context, prefs, farm.monitor.devices).spec.notify_url == "http://127.0.0.1:9/render-hook"
+    prefs.notify_url = "mailto:render@example.org"
+    refused(farm, "notify URL must be http:// or https://")
+    prefs.notify_url = ""

@@ -75,8 +75,11 @@ class GRF_PT_render_farm(bpy.types.Panel):
         layout = self.layout
         scene = context.scene
         job_dir = scene.gpu_render_farm.job_dir
-        draw_devices(layout, get_preferences(context))
+        prefs = get_preferences(context)
+        draw_devices(layout, prefs)
         draw_settings(layout, scene)
+        if hasattr(prefs, "bl_idname"):  # the add-on's own preferences, not the stand-in
+            layout.prop(prefs, "notify_url", icon="URL")
         row = layout.row()
         row.scale_y = 1.6
         row.enabled = not (job_dir and monitor.is_active(job_dir))
