@@ -66,32 +66,37 @@ def post_json(url: str, payload: dict, timeout: float = URL_TIMEOUT) -> str | No
         return f"{type(error).__name__}: {getattr(error, 'reason', error)}"
 
 
-def desktop_available() -> str | None:
-    """The notify-send program when a desktop session can show notifications, else None."""
+def desktop_command(title: str, body: str, urgent: bool) -> list[str] | None:
+    """How this desktop shows a notification: notify-send, else org.freedesktop.Notifications over
+    gdbus; None on a machine with no desktop session (a headless render server)."""
     if sys.platform != "linux":
         return None
     if not any(os.environ.get(name) for name in ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY", "WAYLAND_DISPLAY")):
         return None
-    return shutil.which("notify-send")
+    program = shutil.which("notify-send")
+    if program:
+        return [program, "--app-name=GPU Render Farm", f"--urgency={'critical' if urgent else 'normal'}", title, body]
+    gdbus = shutil.which("gdbus")
+    if gdbus and os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return [gdbus, "call", "--session", "--dest", "org.freedesktop.Notifications",
+                "--object-path", "/org/freedesktop/Notifications", "--method", "org.freedesktop.Notifications.Notify",
+                "GPU Render Farm", "0", "", title, body, "[]", "{}", "-1"]  # fmt: skip
+    return None
 
 
 def desktop_notify(payload: dict) -> str | None:
     """Show a desktop notification when the desktop offers one; None when shown or skipped."""
-    program = desktop_available()
-    if program is None:
-        return None
     frames = payload["frames"]
     title = f"Render {payload['state']}: {payload['job']}"
     body = f"{frames['done']}/{frames['total']} frames, {frames['failed']} failed"
     if payload.get("wall_seconds") is not None:
         body += f", {payload['wall_seconds']:.0f} s"
-    urgency = "normal" if payload["state"] == "done" else "critical"
+    argv = desktop_command(title, body, urgent=payload["state"] != "done")
+    if argv is None:
+        return None
     try:
-        subprocess.run(
-            [program, "--app-name=GPU Render Farm", f"--urgency={urgency}", title, body],
-            timeout=DESKTOP_TIMEOUT, check=False, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        subprocess.run(argv, timeout=DESKTOP_TIMEOUT, check=False, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     except (OSError, subprocess.SubprocessError) as error:
         return f"desktop notification failed: {error}"
     return None

@@ -126,6 +126,20 @@ def test_a_cancelled_job_tells_the_url_and_the_desktop(slow_blend, tmp_path, rec
     assert any(line.startswith(f"{payload['frames']['done']}/{payload['frames']['total']} frames") for line in shown)
 
 
+def test_without_notify_send_the_desktop_is_told_over_dbus(monkeypatch, tmp_path):
+    record = tmp_path / "gdbus.args"
+    fake = tmp_path / "gdbus"  # stands in for glib's gdbus: records the D-Bus call it was asked to make
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > '{record}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+    status = {"job_id": "shot", "state": "done", "frames": {"done": 4, "total": 4}, "elapsed": 12.0}
+    assert notify.notify_job_end(status) == []
+    args = record.read_text().splitlines()
+    assert "org.freedesktop.Notifications.Notify" in args and "Render done: shot" in args
+    assert "4/4 frames, 0 failed, 12 s" in args
+
+
 def test_no_desktop_is_skipped_silently(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # no notify-send anywhere
     monkeypatch.setenv("DISPLAY", ":99")
