@@ -105,13 +105,14 @@ function jobCard(job) {
     ${job.message ? `<div class="err">${esc(job.message)}</div>` : ""}
     ${failed ? `<ul class="err failed">${failed}</ul>` : ""}
     <table class="lanes"><thead><tr><th>Latest</th><th>Lane</th><th>State</th><th>Frame</th><th>Samples</th>
-      <th>Done</th><th>s/frame</th></tr></thead><tbody>${job.lanes.map((l) => laneRow(job, l)).join("")}</tbody></table>
+      <th>Done</th><th>s/frame</th></tr></thead><tbody>${job.lanes.map((l) => laneRow(job, l)).join("")
+      || `<tr><td colspan="7" class="muted">No lane has started yet</td></tr>`}</tbody></table>
     <div class="links">${links}</div>
     ${job.recent_frames.length ? `<details data-key="${id}:frames"${open("frames")}><summary>Latest frames</summary>
       <div class="frames">${job.recent_frames.map((r) => `<a href="/files/${enc(job.id)}/${enc(r.file)}" target="_blank"
         rel="noopener">${esc(r.frame)}</a>`).join("")}</div></details>` : ""}
     ${job.has_timeline ? `<details data-key="${id}:timeline"${open("timeline")}><summary>Per-lane timeline</summary>
-      <img class="timeline" src="/timeline/${enc(job.id)}.png?v=${esc(stamp)}" alt="per-lane timeline"></details>` : ""}
+      <img class="timeline" loading="lazy" src="/timeline/${enc(job.id)}.png?v=${esc(stamp)}" alt="per-lane timeline"></details>` : ""}
   </article>`;
 }
 
