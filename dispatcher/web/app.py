@@ -73,9 +73,63 @@ def _with_headers(send):
     return wrapped
 
 
+class Dashboard:
+    """The request handlers, over the job folders under ``root``."""
+
+    def __init__(self, root: str, history: DeviceHistory):
+        self.root = root
+        self.history = history
+
+    def job_dir(self, request: Request) -> str:
+        job_dir = data.job_path(self.root, request.path_params["job"])
+        if job_dir is None:
+            raise _NotFound()
+        return job_dir
+
+    async def index(self, request: Request):
+        return FileResponse(os.path.join(STATIC, "index.html"), media_type="text/html")
+
+    async def state(self, request: Request):
+        offset = _int(request.query_params.get("offset"), 0)
+        limit = _int(request.query_params.get("limit"), data.PAGE_SIZE)
+        page = await run_in_threadpool(data.list_jobs, self.root, offset, limit)
+        return JSONResponse({**page, "devices": self.history.to_dict(), "jobs_root": self.root})
+
+    async def job(self, request: Request):
+        summary = await run_in_threadpool(data.job_summary, self.root, request.path_params["job"], True)
+        return JSONResponse(summary) if summary else _not_found()
+
+    async def cancel(self, request: Request):
+        job_dir = self.job_dir(request)
+        stopped = await run_in_threadpool(jobs.cancel_job, job_dir, 15.0)
+        return JSONResponse({"job": os.path.basename(job_dir), "stopped": stopped})
+
+    async def resume(self, request: Request):
+        job_dir = self.job_dir(request)
+        try:
+            pid = await run_in_threadpool(jobs.resume_job, job_dir)
+        except SpecError as error:
+            return JSONResponse({"error": str(error)}, status_code=409)
+        return JSONResponse({"job": os.path.basename(job_dir), "pid": pid})
+
+    async def output_file(self, request: Request):
+        path = await run_in_threadpool(_output_path, request, self.job_dir(request))
+        return FileResponse(path, media_type=files.media_type(path)) if path else _not_found()
+
+    async def thumb(self, request: Request):
+        path = await run_in_threadpool(_output_path, request, self.job_dir(request))
+        image = await run_in_threadpool(files.thumbnail, path) if path else None
+        return Response(image, media_type="image/jpeg", headers=CACHED) if image else _not_found()
+
+    async def timeline(self, request: Request):
+        image = await run_in_threadpool(files.timeline_png, self.job_dir(request))
+        return Response(image, media_type="image/png", headers=CACHED) if image else _not_found()
+
+
 def create_app(jobs_root: str, token: str, history: DeviceHistory | None = None, sample: bool = True):
-    """The ASGI application for the job folders under jobs_root."""
+    """The ASGI application for the job folders under jobs_root, behind the token guard."""
     history = history or DeviceHistory()
+    board = Dashboard(jobs_root, history)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -84,60 +138,15 @@ def create_app(jobs_root: str, token: str, history: DeviceHistory | None = None,
         if task:
             task.cancel()
 
-    def job_dir_or_404(request: Request) -> str:
-        job_dir = data.job_path(jobs_root, request.path_params["job"])
-        if job_dir is None:
-            raise _NotFound()
-        return job_dir
-
-    async def index(request: Request):
-        return FileResponse(os.path.join(STATIC, "index.html"), media_type="text/html")
-
-    async def state(request: Request):
-        offset = _int(request.query_params.get("offset"), 0)
-        limit = _int(request.query_params.get("limit"), data.PAGE_SIZE)
-        page = await run_in_threadpool(data.list_jobs, jobs_root, offset, limit)
-        return JSONResponse({**page, "devices": history.to_dict(), "jobs_root": jobs_root})
-
-    async def job(request: Request):
-        summary = await run_in_threadpool(data.job_summary, jobs_root, request.path_params["job"], True)
-        return JSONResponse(summary) if summary else _not_found()
-
-    async def cancel(request: Request):
-        job_dir = job_dir_or_404(request)
-        stopped = await run_in_threadpool(jobs.cancel_job, job_dir, 15.0)
-        return JSONResponse({"job": os.path.basename(job_dir), "stopped": stopped})
-
-    async def resume(request: Request):
-        job_dir = job_dir_or_404(request)
-        try:
-            pid = await run_in_threadpool(jobs.resume_job, job_dir)
-        except SpecError as error:
-            return JSONResponse({"error": str(error)}, status_code=409)
-        return JSONResponse({"job": os.path.basename(job_dir), "pid": pid})
-
-    async def output_file(request: Request):
-        path = await run_in_threadpool(_output_path, request, job_dir_or_404(request))
-        return FileResponse(path, media_type=files.media_type(path)) if path else _not_found()
-
-    async def thumb(request: Request):
-        path = await run_in_threadpool(_output_path, request, job_dir_or_404(request))
-        image = await run_in_threadpool(files.thumbnail, path) if path else None
-        return Response(image, media_type="image/jpeg", headers=CACHED) if image else _not_found()
-
-    async def timeline(request: Request):
-        image = await run_in_threadpool(files.timeline_png, job_dir_or_404(request))
-        return Response(image, media_type="image/png", headers=CACHED) if image else _not_found()
-
     routes = [
-        Route("/", index),
-        Route("/api/state", state),
-        Route("/api/jobs/{job}", job),
-        Route("/api/jobs/{job}/cancel", cancel, methods=["POST"]),
-        Route("/api/jobs/{job}/resume", resume, methods=["POST"]),
-        Route("/files/{job}/{path:path}", output_file),
-        Route("/thumbs/{job}/{path:path}", thumb),
-        Route("/timeline/{job}.png", timeline),
+        Route("/", board.index),
+        Route("/api/state", board.state),
+        Route("/api/jobs/{job}", board.job),
+        Route("/api/jobs/{job}/cancel", board.cancel, methods=["POST"]),
+        Route("/api/jobs/{job}/resume", board.resume, methods=["POST"]),
+        Route("/files/{job}/{path:path}", board.output_file),
+        Route("/thumbs/{job}/{path:path}", board.thumb),
+        Route("/timeline/{job}.png", board.timeline),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={_NotFound: lambda r, e: _not_found()})
