@@ -170,21 +170,23 @@ def test_many_jobs_are_paged(client, farm, tmp_path):
             shutil.rmtree(os.path.join(farm["root"], f"q{index:03d}"))
 
 
-def test_serve_binds_localhost_and_prints_a_token(farm):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dispatcher", "serve", "--port", "0", "--jobs-dir", farm["root"]],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+@pytest.mark.parametrize("host", [None, "0.0.0.0"])
+def test_serve_binds_localhost_unless_told_and_prints_a_token(farm, host):
+    argv = [sys.executable, "-m", "dispatcher", "serve", "--port", "0", "--jobs-dir", farm["root"]]
+    process = subprocess.Popen(argv + (["--host", host] if host else []), cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         line = process.stdout.readline()
-        match = re.match(r"dashboard: http://127\.0\.0\.1:(\d+)/\?token=(\S{16,})", line)
+        match = re.match(rf"dashboard: http://{re.escape(host or '127.0.0.1')}:(\d+)/\?token=(\S{{16,}})", line)
         assert match, line
         port = int(match[1])
         listening = wait_for(lambda: [c for c in psutil.Process(process.pid).net_connections() if c.status == "LISTEN"])
-        assert {conn.laddr.ip for conn in listening} == {"127.0.0.1"}
+        assert {conn.laddr.ip for conn in listening} == {host or "127.0.0.1"}
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(b"GET /api/state HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
             assert sock.recv(64).startswith(b"HTTP/1.1 401")
+        if host:  # beyond this machine: a note that it is plain HTTP
+            assert "every request needs the token" in process.stdout.readline() + process.stdout.readline()
     finally:
         process.terminate()
         process.wait(10)
