@@ -156,6 +156,7 @@ def list_jobs(root: str, offset: int = 0, limit: int = PAGE_SIZE) -> dict:
     limit = max(1, min(limit, MAX_PAGE))
     ids = job_ids(root)
     live = [job_id for job_id in ids if jobs.is_running(os.path.join(root, job_id))]
-    ordered = live + [job_id for job_id in ids if job_id not in set(live)]
+    live_set = set(live)
+    ordered = live + [job_id for job_id in ids if job_id not in live_set]
     page = [summary for job_id in ordered[offset : offset + limit] if (summary := job_summary(root, job_id))]
     return {"jobs": page, "total": len(ids), "offset": offset, "limit": limit, "running": len(live)}
