@@ -224,3 +224,28 @@ def test_job_folders_stay_private(client, farm):
     for path in (farm["root"], os.path.join(farm["root"], farm["job"])):
         assert os.stat(path).st_mode & 0o077 == 0, path
     assert os.stat(os.path.join(farm["root"], farm["job"], "status.json")).st_mode & 0o077 == 0
+
+
+def test_device_history_keeps_the_last_minutes_per_card():
+    from dispatcher.devices import DeviceReport, Gpu
+
+    readings = iter(range(100))
+
+    def two_cards() -> DeviceReport:  # NVML's answer on a 2-GPU machine; CI has no GPU to ask
+        load = next(readings)
+        cards = [Gpu(i, "NVIDIA H100", f"GPU-{i}", f"0000:1{i}:00.0", 81559, 81559 - 1024 * i, load, 40 + i)
+                 for i in (0, 1)]  # fmt: skip
+        return DeviceReport(gpus=cards)
+
+    history = DeviceHistory(interval=2.0, seconds=10.0, detect=two_cards)
+    for _ in range(9):
+        history.sample()
+    state = history.to_dict()
+    assert [card["name"] for card in state["cards"]] == ["NVIDIA H100", "NVIDIA H100"] and state["reason"] is None
+    samples = state["cards"][1]["samples"]
+    assert len(samples) == 6 and [s[1] for s in samples] == [3, 4, 5, 6, 7, 8]  # the oldest ones dropped
+    assert samples[-1][2:] == [1024, 41] and state["window_seconds"] == 10.0
+    assert len(state["cpu"]) == 6
+    empty = DeviceHistory(detect=lambda: DeviceReport(reason="NVML unavailable: no driver"))
+    empty.sample()
+    assert empty.to_dict()["cards"] == [] and empty.to_dict()["reason"] == "NVML unavailable: no driver"
