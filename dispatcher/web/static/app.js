@@ -42,7 +42,7 @@ function renderDevices(devices) {
   const parts = devices.cards.map((card) => {
     const s = card.samples, last = s[s.length - 1] || [];
     const gib = (mb) => (mb === null || mb === undefined ? null : mb / 1024);
-    return `<div class="card"><div class="card-title">GPU ${card.index} · ${esc(card.name)}</div>
+    return `<div class="card"><div class="card-title" title="${esc(card.name)}">GPU ${card.index} · ${esc(card.name)}</div>
       ${chart(s.map((p) => [p[0], p[1]]), "Utilisation", "%", 100, last[1], "util")}
       ${chart(s.map((p) => [p[0], gib(p[2])]), `Memory of ${(card.memory_total_mb / 1024).toFixed(0)} GiB`, " GiB",
         card.memory_total_mb / 1024, gib(last[2]), "mem")}
@@ -60,8 +60,9 @@ function renderDevices(devices) {
 }
 
 function laneRow(job, lane) {
-  const samples = lane.samples ? `${lane.sample || 0}/${lane.samples}` : "";
-  const fraction = lane.samples ? (lane.sample || 0) / lane.samples : 0;
+  const busy = lane.samples && lane.frame !== null && lane.frame !== undefined;
+  const samples = busy ? `${lane.sample || 0}/${lane.samples}` : "";
+  const fraction = busy ? (lane.sample || 0) / lane.samples : 0;
   const spf = lane.seconds_per_frame ? `${lane.seconds_per_frame.toFixed(2)} s` : "–";
   const state = lane.blocklisted ? "blocklisted" : lane.state;
   const thumb = lane.latest
@@ -75,7 +76,7 @@ function laneRow(job, lane) {
     <td><b>${esc(lane.name)}</b><div class="muted small">${esc(lane.device)}</div>${note}</td>
     <td><span class="pill s-${esc(state)}">${esc(state)}</span></td>
     <td class="num">${lane.frame ?? "–"}</td>
-    <td class="samples">${lane.samples ? bar(fraction, "thin") : ""}<span class="small muted">${esc(samples)}</span></td>
+    <td class="samples">${busy ? bar(fraction, "thin") : ""}<span class="small muted">${esc(samples)}</span></td>
     <td class="num frames-done">${lane.frames_done ?? 0}</td><td class="num">${spf}</td></tr>`;
 }
 
