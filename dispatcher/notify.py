@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
+from .status import JobStatus
+
 URL_TIMEOUT = 5.0  # seconds for the whole POST; an unreachable receiver must not hold the job's end
 DESKTOP_TIMEOUT = 3.0
 USER_AGENT = "gpu-render-farm-notify/1"
@@ -32,21 +34,22 @@ def check_url(url: str) -> str:
     return url
 
 
-def summary(status: dict, spec=None) -> dict:
+def summary(status: JobStatus | dict, spec=None) -> dict:
     """The small JSON a receiver gets: job, state, frames, wall time, failures, output path."""
-    frames = status.get("frames") or {}
-    failed = status.get("failed_frames") or {}
+    if not isinstance(status, JobStatus):
+        status = JobStatus.from_json(status)
+    frames = status.frames
     return {
         "event": "job-ended",
-        "job": status.get("job_id") or getattr(spec, "job_id", None),
-        "state": status.get("state"),
-        "blend": status.get("blend") or getattr(spec, "blend", None),
+        "job": status.job_id or getattr(spec, "job_id", None),
+        "state": status.state,
+        "blend": status.blend or getattr(spec, "blend", None),
         "frames": {key: frames.get(key, 0) for key in ("done", "total", "rendered", "skipped", "failed")},
-        "wall_seconds": status.get("elapsed"),
-        "failures": [{"frame": int(frame), "error": error} for frame, error in list(failed.items())[:20]],
-        "message": status.get("message") or "",
-        "output": status.get("output_dir") or getattr(spec, "output_dir", None),
-        "video": status.get("video"),
+        "wall_seconds": status.elapsed,
+        "failures": [{"frame": int(frame), "error": error} for frame, error in list(status.failed_frames.items())[:20]],
+        "message": status.message or status.error or "",
+        "output": status.output_dir or getattr(spec, "output_dir", None),
+        "video": status.video,
     }
 
 
@@ -102,7 +105,7 @@ def desktop_notify(payload: dict) -> str | None:
     return None
 
 
-def notify_job_end(status: dict, spec=None, url: str | None = None) -> list[str]:
+def notify_job_end(status: JobStatus | dict, spec=None, url: str | None = None) -> list[str]:
     """Tell the desktop and the notify URL that a job ended; returns what failed (never raises)."""
     problems = []
     try:

@@ -44,7 +44,7 @@ class TokenGuard:
         headers = dict(request.headers)
         query = dict(request.query_params)
         given = auth.request_token(headers, request.cookies, query)
-        response = None
+        response: Response | None = None
         if not auth.token_matches(self.token, given):
             response = PlainTextResponse(
                 "401: this dashboard needs its token: open the URL that `python -m dispatcher serve` printed\n",
@@ -53,8 +53,9 @@ class TokenGuard:
         elif request.method not in ("GET", "HEAD") and not auth.same_origin(headers, request.url.scheme):
             response = PlainTextResponse("403: cross-origin request refused\n", status_code=403)
         elif request.method == "GET" and "token" in query and request.url.path == "/":
-            response = RedirectResponse("/", status_code=303)  # keep the token out of the address bar
-            response.set_cookie(auth.COOKIE, self.token, httponly=True, samesite="strict", path="/")
+            redirect = RedirectResponse("/", status_code=303)  # keep the token out of the address bar
+            redirect.set_cookie(auth.COOKIE, self.token, httponly=True, samesite="strict", path="/")
+            response = redirect
         if response is not None:
             await response(scope, receive, _with_headers(send))
             return

@@ -53,7 +53,7 @@ def is_loopback(host: str) -> bool:
 
 
 def token_matches(expected: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(expected.encode(), given.encode())
+    return given is not None and given != "" and hmac.compare_digest(expected.encode(), given.encode())
 
 
 def request_token(headers: dict[str, str], cookies: dict[str, str], query: dict[str, str]) -> str | None:

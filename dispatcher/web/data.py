@@ -12,6 +12,7 @@ import re
 from .. import jobs
 from ..report import read_records
 from ..spec import SpecError
+from ..status import JobStatus, LaneStatus
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
 PAGE_SIZE = 20
@@ -49,15 +50,14 @@ def job_ids(root: str) -> list[str]:
     return sorted(found, key=lambda name: _mtime(os.path.join(root, name)), reverse=True)
 
 
-def effective_state(job_dir: str, status: dict | None) -> str:
+def effective_state(job_dir: str, status: JobStatus | None) -> str:
     """running, queued, done, failed, cancelled, or stopped (the dispatcher died; resume continues)."""
     running = jobs.is_running(job_dir)
     if status is None:
         return "running" if running else "queued"
-    state = status.get("state") or "running"
-    if state not in jobs.TERMINAL_STATES and not running:
+    if not status.is_terminal and not running:
         return "stopped"
-    return state
+    return status.state
 
 
 def frame_records(job_dir: str) -> list[dict]:
@@ -106,11 +106,11 @@ def finished_frames(job_dir: str, output_dir: str, limit: int = FRAME_LIST_CAP) 
     return list(done.values())[-limit:]
 
 
-def _lane(lane: dict, latest: dict) -> dict:
+def _lane(lane: LaneStatus, latest: dict) -> dict:
     keys = ("name", "state", "device", "device_type", "frame", "sample", "samples", "frames_done",
             "seconds_per_frame", "failures", "restarts", "blocklisted", "last_error", "phase", "note")  # fmt: skip
-    data = {key: lane.get(key) for key in keys}
-    data["latest"] = latest.get(lane.get("name"))
+    data = {key: getattr(lane, key) for key in keys}
+    data["latest"] = latest.get(lane.name)
     return data
 
 
@@ -123,32 +123,31 @@ def job_summary(root: str, job_id: str, detail: bool = False) -> dict | None:
         spec = jobs.load_spec(job_dir)
     except (SpecError, OSError, ValueError, TypeError):
         return None
-    status = jobs.read_status(job_dir) or {}
-    state = effective_state(job_dir, status or None)
+    status = jobs.read_status(job_dir)
+    state = effective_state(job_dir, status)
+    status = status or JobStatus()
     latest = latest_frames(job_dir, spec.output_dir)
-    video = status.get("video")
-    summary = {
+    return {
         "id": job_id,
         "state": state,
-        "phase": status.get("phase") if state not in ("stopped", "queued") else state,
+        "phase": status.phase if state not in ("stopped", "queued") else state,
         "blend": os.path.basename(spec.blend),
         "output_dir": spec.output_dir,
-        "frames": status.get("frames") or {},
-        "eta_seconds": status.get("eta_seconds") if state == "running" else None,
-        "elapsed": status.get("elapsed"),
-        "started_at": status.get("started_at"),
-        "updated_at": status.get("updated_at"),
-        "device_type": status.get("device_type"),
-        "message": status.get("message") or status.get("error") or "",
-        "failed_frames": dict(list((status.get("failed_frames") or {}).items())[:10]),
-        "lanes": [_lane(lane, latest) for lane in status.get("lanes") or []],
-        "video": relative_output(spec.output_dir, video) if video else None,
+        "frames": status.frames,
+        "eta_seconds": status.eta_seconds if state == "running" else None,
+        "elapsed": status.elapsed,
+        "started_at": status.started_at,
+        "updated_at": status.updated_at,
+        "device_type": status.device_type,
+        "message": status.message or status.error or "",
+        "failed_frames": dict(list(status.failed_frames.items())[:10]),
+        "lanes": [_lane(lane, latest) for lane in status.lanes],
+        "video": relative_output(spec.output_dir, status.video) if status.video else None,
         "can_cancel": state in ("running", "queued"),
         "can_resume": state in ("stopped", "failed", "cancelled"),
         "has_timeline": bool(frame_records(job_dir)),
         "recent_frames": finished_frames(job_dir, spec.output_dir, FRAME_LIST_CAP if detail else 12),
     }
-    return summary
 
 
 def list_jobs(root: str, offset: int = 0, limit: int = PAGE_SIZE) -> dict:

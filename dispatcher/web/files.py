@@ -68,7 +68,7 @@ def thumbnail(path: str) -> bytes | None:
 
 def timeline_png(job_dir: str) -> bytes | None:
     """The per-lane timeline that ``report --png`` draws, redrawn only when frames.jsonl changed."""
-    from ..report import timeline_png as draw
+    from ..chart import timeline_png as draw
 
     try:
         info = os.stat(os.path.join(job_dir, "frames.jsonl"))
