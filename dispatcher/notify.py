@@ -105,9 +105,11 @@ def desktop_notify(payload: dict) -> str | None:
     return None
 
 
-def notify_job_end(status: JobStatus | dict, spec=None, url: str | None = None) -> list[str]:
+def notify_job_end(status: JobStatus | dict | None, spec=None, url: str | None = None) -> list[str]:
     """Tell the desktop and the notify URL that a job ended; returns what failed (never raises)."""
-    problems = []
+    problems: list[str] = []
+    if status is None:
+        return problems
     try:
         payload = summary(status, spec)
         problem = desktop_notify(payload)

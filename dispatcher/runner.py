@@ -384,8 +384,7 @@ def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> JobStatu
             signal.signal(sig, lambda *_: job.cancel_requested.set())
     status: JobStatus | None = None
     try:
-        status = job.run()
-        return status
+        return (status := job.run())
     except SpecError as error:
         job.message = str(error)
         status = job.status("failed", phase="failed", finished=True)
@@ -397,5 +396,4 @@ def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> JobStatu
             os.remove(os.path.join(job_dir, "dispatcher.pid"))
         except OSError:
             pass
-        if status is not None:
-            notify_job_end(status, job.spec)  # after the job is over; never raises
+        notify_job_end(status, job.spec)  # once the job is over (none if it never had a status); never raises
