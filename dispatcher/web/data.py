@@ -18,6 +18,7 @@ JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}$")
 PAGE_SIZE = 20
 MAX_PAGE = 100
 FRAME_LIST_CAP = 48
+CACHED_JOBS = 64
 _records_cache: dict[str, tuple[tuple, list[dict]]] = {}
 
 
@@ -72,7 +73,10 @@ def frame_records(job_dir: str) -> list[dict]:
     if cached and cached[0] == key:
         return cached[1]
     records = read_records(path)
+    _records_cache.pop(path, None)
     _records_cache[path] = (key, records)
+    while len(_records_cache) > CACHED_JOBS:  # paging through many jobs keeps only the latest few
+        _records_cache.pop(next(iter(_records_cache)))
     return records
 
 

@@ -86,5 +86,8 @@ def timeline_png(job_dir: str) -> bytes | None:
             return None
         with open(target, "rb") as handle:
             data = handle.read()
+    _timelines.pop(job_dir, None)
     _timelines[job_dir] = (key, data)
+    while len(_timelines) > 32:
+        _timelines.pop(next(iter(_timelines)))
     return data
