@@ -30,7 +30,7 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="grf-shot-")
     env = {**os.environ, "GRF_JOBS_DIR": os.path.join(work, "jobs")}
     scene = os.path.join(work, "shot_010.blend")
-    demo = os.path.join(ROOT, "dispatcher", "demo_scene.py")
+    demo = os.path.join(ROOT, "dispatcher", "blender_scripts", "demo_scene.py")
     args = ["--out", scene, "--frames", "240", "--size", "192x108", "--samples", "32"]
     subprocess.run([sys.executable, demo, *args], check=True, capture_output=True)
     cli("render", scene, "-o", os.path.join(work, "out_a"), "-f", "1-12", "--cpu-lanes", "2", "--video", env=env)
