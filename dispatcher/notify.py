@@ -105,11 +105,23 @@ def desktop_notify(payload: dict) -> str | None:
     return None
 
 
-def notify_job_end(status: JobStatus | dict | None, spec=None, url: str | None = None) -> list[str]:
-    """Tell the desktop and the notify URL that a job ended; returns what failed (never raises)."""
+def notify_job_end(job_dir: str) -> list[str]:
+    """Once a job's run is over: tell the desktop and the spec's notify URL how it ended, when it ended
+    (done, failed or cancelled, per its status.json). Returns what failed; never raises."""
+    from . import jobs
+
+    try:
+        status, spec = jobs.read_status(job_dir), jobs.load_spec(job_dir)
+    except Exception as error:  # an unreadable job folder is reported by the runner, not here
+        return [f"notification skipped: {error}"]
+    if status is None or not status.is_terminal:
+        return []
+    return send_job_end(status, spec)
+
+
+def send_job_end(status: JobStatus | dict, spec=None, url: str | None = None) -> list[str]:
+    """Send the job-ended summary to the desktop and the notify URL; returns what failed (never raises)."""
     problems: list[str] = []
-    if status is None:
-        return problems
     try:
         payload = summary(status, spec)
         problem = desktop_notify(payload)

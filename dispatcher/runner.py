@@ -15,8 +15,8 @@ from .devices import DeviceReport
 from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
 from .images import check_image
+from .job_phases import JobPhases
 from .lanes import Lane, plan_lanes
-from .notify import notify_job_end
 from .preflight import (  # re-exported: callers and tests import these from runner
     MIN_FREE_BYTES,
     TEMP_MARK,
@@ -30,6 +30,7 @@ from .process import LocalFactory, ProcessFactory, WorkerHandle, worker_command
 from .spec import IMAGE_FORMATS, SpecError, write_json_atomic
 from .status import JobStatus
 from .supervisor import Supervisor, SupervisorConfig
+from .worker_launch import worker_args, worker_env
 
 __all__ = ["MIN_FREE_BYTES", "TEMP_MARK", "JobRun", "check_blend", "check_output_dir", "clean_stale_temps",
            "preflight", "run_job", "temp_path_for"]  # fmt: skip
@@ -47,6 +48,7 @@ class JobRun:
         on_status: Callable[[JobStatus], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         supervisor_config: SupervisorConfig | None = None,
+        command_started: float | None = None,
     ):
         self.job_dir = job_dir
         self.spec = jobs.load_spec(job_dir)
@@ -63,6 +65,7 @@ class JobRun:
             hang_timeout=self.spec.hang_timeout,
             first_frame_timeout=self.spec.first_frame_timeout,
             max_lane_failures=self.spec.max_lane_failures,
+            backups=not self.spec.extra.get("prepare"),  # a backup copy would kill a kernel compile half-way
         )
         log_fd = os.open(os.path.join(job_dir, "frames.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.frames_log = os.fdopen(log_fd, "a", encoding="utf-8")
@@ -75,6 +78,7 @@ class JobRun:
         self.replan_choice: dict | None = None
         self.device_type: str | None = None  # set by prepare()
         self.program = ""
+        self.phases = JobPhases(command_started, self.started_wall)  # timeline.json and kernel markers
 
     @property
     def sup(self) -> Supervisor:
@@ -107,11 +111,15 @@ class JobRun:
             if self.spec.layout == "auto":
                 self._autotune()
             self.lanes = plan_lanes(self.spec, self.report, device_type)
+        self.supervisor = self._new_supervisor()
+
+    def _plan_frames(self) -> None:
+        """Runs while the workers start (they need a second or more to import Blender and open the file):
+        clear stale temporary files, then plan the frames (checking which already exist)."""
         clean_stale_temps(self.spec.output_dir)
-        self.supervisor = supervisor = self._new_supervisor()
         cached = self._cached_scene()
         if cached:
-            supervisor.scene = cached
+            self.sup.scene = cached
             self._on_scene(cached)
         elif self.spec.frames and self.extension:
             self._plan(parse_frames(self.spec.frames))
@@ -213,6 +221,7 @@ class JobRun:
         self._plan(frames)
 
     def _plan(self, frames: list[int]) -> None:
+        self.phases.stamp("frames_planned", once=True)
         already = set()
         if self.spec.overwrite == "skip":
             already = {frame for frame in frames if check_image(self._final(frame)) is None}
@@ -227,52 +236,29 @@ class JobRun:
         final = self._final(frame)
         return temp_path_for(final, lane), final
 
-    def _worker_args(self, lane: Lane) -> list[str]:
-        args = [
-            "--lane", lane.name,
-            "--device-type", lane.device_type,
-            "--gpu-pci", ",".join(lane.pci_addresses),
-            "--threads", str(lane.threads),
-            "--persistent-data", "1" if self.spec.persistent_data else "0",
-        ]  # fmt: skip
-        if self.spec.file_format:
-            args += ["--file-format", self.spec.file_format]
-        if self.spec.samples:
-            args += ["--samples", str(self.spec.samples)]
-        if self.spec.resolution:
-            args += ["--resolution", "x".join(str(value) for value in self.spec.resolution)]
-        return args
-
     def worker_env(self, lane: Lane) -> dict[str, str]:
-        env = dict(os.environ)
-        if jobs.ORIGINAL_PYTHONPATH in env:  # undo what a detached launch added for the dispatcher itself
-            original = env.pop(jobs.ORIGINAL_PYTHONPATH)
-            if original:
-                env["PYTHONPATH"] = original
-            else:
-                env.pop("PYTHONPATH", None)
-        env.update(lane.env)
-        cache = os.path.join(jobs.user_cache_dir(), "cuda-cache")
-        os.makedirs(cache, exist_ok=True)
-        env.setdefault("CUDA_CACHE_PATH", cache)  # one kernel cache shared by every worker
-        env.setdefault("CUDA_CACHE_MAXSIZE", str(4 * 2**30))
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
+        return worker_env(lane)
 
     def _start_worker(self, lane: Lane, key: tuple, inbox) -> WorkerHandle:
-        argv = worker_command(self.program, self.spec.blend, self._worker_args(lane), self.spec.trust_scripts)
+        argv = worker_command(self.program, self.spec.blend, worker_args(self.spec, lane), self.spec.trust_scripts)
         log_path = os.path.join(self.job_dir, "logs", f"{lane.name}.log")
         return self.factory.start(key, argv, self.worker_env(lane), log_path, inbox)
 
     def _log_frame(self, record: dict) -> None:
         self.frames_log.write(json.dumps(record) + "\n")
         self.frames_log.flush()
+        if self.spec.backend == "local" and self.supervisor is not None:
+            run, driver = self.sup.runs.get(str(record.get("lane"))), self.devices.driver
+            cache_dir = lambda lane: self.worker_env(lane)["CUDA_CACHE_PATH"]  # noqa: E731
+            self.phases.after_frame(record, run, driver, self.program, cache_dir)
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> JobStatus:
         jobs.write_pid(self.job_dir)
         self.prepare()
+        self.phases.stamp("dispatcher_ready")
         self.sup.start()
+        self._plan_frames()
         state = "running"
         last_write = 0.0
         try:
@@ -295,7 +281,14 @@ class JobRun:
                         self.sup.changed = False
                         last_write = now
         finally:
-            self._stop_workers()
+            self._kill_workers()
+        try:
+            return self._finish(state)
+        finally:
+            self._reap_workers()
+
+    def _finish(self, state: str) -> JobStatus:
+        """The job's end: its final status is written while the killed workers are still being reaped."""
         if state == "running":
             state = "done" if not self.queue.failed and self.queue.finished else "failed"
             if state == "failed" and not self.message:
@@ -334,12 +327,21 @@ class JobRun:
         errors = [run.last_error for run in self.sup.runs.values() if run.last_error]
         return errors[-1] if errors else "job did not finish"
 
-    def _stop_workers(self) -> None:
-        """The supervisor ends every worker (quit, wait, kill, reap); no temporary file stays behind."""
+    def _kill_workers(self) -> None:
+        """Stop every worker at once; no temporary file stays behind. A local worker has nothing to tidy
+        (it would only exit), so it is killed without a quit and a wait; a Ray worker is asked to quit
+        first (it removes its node's frame folder on the way out)."""
         if self.supervisor is not None:
-            self.sup.shutdown(grace=3.0)
+            self.sup.shutdown(grace=3.0 if self.spec.backend != "local" else 0.0, reap=None)
             clean_stale_temps(self.spec.output_dir)
-            self.factory.close()  # the Ray backend kills its actors and shuts down a Ray it started
+
+    def _reap_workers(self) -> None:
+        """After the final status: wait until every worker is gone, close the backend, write the timeline."""
+        if self.supervisor is not None:
+            self.sup.reap()
+        self.phases.stamp("workers_stopped")
+        self.factory.close()  # the Ray backend kills its actors and shuts down a Ray it started
+        self.phases.finish(self.job_dir, self.supervisor.runs if self.supervisor else None)
 
     def status(self, state: str, phase: str | None = None, video: str | None = None,
                finished: bool = False) -> JobStatus:  # fmt: skip
@@ -382,9 +384,8 @@ def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> JobStatu
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: job.cancel_requested.set())
-    status: JobStatus | None = None
     try:
-        return (status := job.run())
+        return job.run()
     except SpecError as error:
         job.message = str(error)
         status = job.status("failed", phase="failed", finished=True)
@@ -396,4 +397,3 @@ def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> JobStatu
             os.remove(os.path.join(job_dir, "dispatcher.pid"))
         except OSError:
             pass
-        notify_job_end(status, job.spec)  # once the job is over (none if it never had a status); never raises

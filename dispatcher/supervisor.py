@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from . import endgame
 from .frame_queue import FrameQueue
 from .images import check_image
-from .lane_state import BACKOFF, FAILED, LIVE_STATES, READY, RENDERING, STARTING, STOPPED, LaneRun, LaneState
+from .lane_state import BACKOFF, FAILED, LIVE_STATES, READY, RENDERING, STARTING, STOPPED, LaneRun, LaneState, job_phase
 from .lanes import Lane
 from .process import WorkerHandle
 
@@ -31,6 +31,7 @@ class SupervisorConfig:
     max_lane_failures: int = 3
     backoff_base: float = 1.0
     backoff_max: float = 30.0
+    backups: bool = True  # second copies of a much slower lane's last frames (off while compiling kernels)
 
 
 class Supervisor:
@@ -73,6 +74,7 @@ class Supervisor:
         run.move(STARTING)
         run.frame, run.sample, run.samples = None, None, None
         run.last_activity = self.clock()
+        run.times.setdefault("spawned", self.wall_clock())
         run.handle = self.start_worker(run.lane, (run.lane.name, run.generation), self.inbox)
         run.pid = run.handle.pid
         self.changed = True
@@ -128,7 +130,8 @@ class Supervisor:
             # An idle worker is not always free (measured: with persistent data and one fixed thread, a TBB
             # thread of Blender 5.0 spins a whole core while idle). A lane with no frame left for it, or that
             # would only hold up faster lanes, quits; it is started again should every other lane fail.
-            if not self.frames.pending and (self._back_up_slow_frame(run) or self._may_back_up_later(run)):
+            backups = self.config.backups and not self.frames.pending
+            if backups and (self._back_up_slow_frame(run) or self._may_back_up_later(run)):
                 continue
             if not self.frames.pending or self._faster_without(run):
                 self.stop_lane(run, idle=True)
@@ -143,6 +146,7 @@ class Supervisor:
         run.frame, run.temp_path, run.backup = frame, temp_path, backup
         run.sample, run.samples, run.phase = None, None, None
         run.frame_sent_at, run.frame_sent_wall = self.clock(), self.wall_clock()
+        run.times.setdefault("first_frame_sent", run.frame_sent_wall)
         run.last_activity = run.frame_sent_at
         self._handle(run).send({"cmd": "render", "frame": frame, "path": temp_path})
         self.changed = True
@@ -167,16 +171,17 @@ class Supervisor:
         return endgame.may_back_up_later(run, list(self.runs.values()), self.frames)
 
     def _faster_without(self, run: LaneRun) -> bool:
-        return endgame.faster_without(run, self.live_runs(), self.frames)
+        return endgame.faster_without(run, self.live_runs(), self.frames, self.clock())
 
     def stop_lane(self, run: LaneRun, idle: bool = False) -> None:
         if run.handle is not None:
             run.handle.send({"cmd": "quit"})
         run.move(STOPPED)
         run.idle_stopped = idle
+        run.times["quit_sent"] = self.wall_clock()
         self.changed = True
 
-    def shutdown(self, grace: float = 3.0, reap: float = 5.0) -> None:
+    def shutdown(self, grace: float = 3.0, reap: float | None = 5.0) -> None:
         """Stop every worker: idle ones are asked to quit and get ``grace`` seconds to exit; then every
         worker is killed, in-flight frames go back to the queue, temporary files are removed, and each
         worker is reaped (up to ``reap`` seconds) and its handle closed, so none is left behind."""
@@ -188,18 +193,30 @@ class Supervisor:
             deadline = time.monotonic() + grace
             while time.monotonic() < deadline and any(handle.poll() is None for handle in quitting):
                 time.sleep(0.05)
+        self.kill_all()
+        if reap is not None:  # None: the caller reaps later (reap())
+            self.reap(reap)
+
+    def kill_all(self) -> None:
+        """Kill every worker at once, without waiting (they die in parallel; in-flight frames go back)."""
         for run in self.runs.values():
             if run.frame is not None:
                 self.frames.release(run.frame)
+            if run.handle is not None and run.handle.poll() is None:  # stamped again once it is reaped
+                run.times.pop("exit", None)
             self._kill(run)
             if run.live:
                 run.move(STOPPED)
             run.frame = None
+        self.changed = True
+
+    def reap(self, wait: float = 5.0) -> None:
+        """Wait for the killed workers to be gone (up to ``wait`` seconds each) and close their handles."""
         for run in self.runs.values():
             if run.handle is not None:
-                run.handle.wait(reap)
+                if run.handle.wait(wait) is not None:
+                    run.times.setdefault("exit", self.wall_clock())
                 run.handle.close()
-        self.changed = True
 
     def _kill(self, run: LaneRun) -> None:
         if run.handle is not None:
@@ -249,6 +266,8 @@ class Supervisor:
         run.pid = message.get("pid", run.pid)
         run.visible = message.get("visible")
         run.node = message.get("node")
+        run.times.update({key: value for key, value in (message.get("times") or {}).items() if key not in run.times})
+        run.times.setdefault("ready", self.wall_clock())
         if self.scene is None and message.get("scene"):
             self.scene = message["scene"]
             if self.on_scene:
@@ -257,6 +276,7 @@ class Supervisor:
     def _on_progress(self, run: LaneRun, message: dict) -> None:
         if message.get("frame") == run.frame:
             run.sample, run.samples, run.phase = message.get("sample"), message.get("samples"), None
+            run.times.setdefault("first_sample", self.wall_clock())
 
     def _on_phase(self, run: LaneRun, message: dict) -> None:
         run.phase = message.get("phase")
@@ -284,6 +304,8 @@ class Supervisor:
         run.rendered_once = True
         run.render_seconds.append(float(message.get("seconds") or 0.0))
         run.wall_seconds.append(now - run.frame_sent_at)
+        run.times.setdefault("first_frame_done", self.wall_clock())
+        run.times["last_frame_done"] = self.wall_clock()
         self.frames.complete(frame)
         for other in self.runs.values():  # the losing copy of a backed-up frame
             if other is not run and other.state == RENDERING and other.frame == frame:
@@ -327,6 +349,7 @@ class Supervisor:
         run.blocklisted = True
 
     def _on_exit(self, run: LaneRun, message: dict) -> None:
+        run.times["exit"] = self.wall_clock()
         if run.state in (STOPPED, FAILED, BACKOFF):
             return
         code = message.get("code")
@@ -342,17 +365,9 @@ class Supervisor:
         frame = run.frame
         if frame is not None:
             final = self.frames.fail(frame, run.lane.name, error)
-            self.on_frame(
-                {
-                    "frame": frame,
-                    "lane": run.lane.name,
-                    "start": round(run.frame_sent_wall, 4),
-                    "end": round(self.wall_clock(), 4),
-                    "status": "failed" if final else "retry",
-                    "error": error,
-                    "attempt": self.frames.attempts.get(frame, 1),
-                }
-            )
+            self.on_frame({"frame": frame, "lane": run.lane.name, "start": round(run.frame_sent_wall, 4),
+                           "end": round(self.wall_clock(), 4), "status": "failed" if final else "retry",
+                           "error": error, "attempt": self.frames.attempts.get(frame, 1)})  # fmt: skip
         self._kill(run)
         run.frame, run.sample, run.samples, run.backup = None, None, None, False
         run.last_error = error
@@ -376,20 +391,7 @@ class Supervisor:
 
     # -- status -----------------------------------------------------------------------------
     def eta_seconds(self) -> float | None:
-        rates = [1.0 / spf for run in self.live_runs() if (spf := run.seconds_per_frame())]
-        remaining = len(self.frames.pending) + len(self.frames.in_flight)
-        if not remaining:
-            return 0.0
-        if not rates:
-            return None
-        return remaining / sum(rates)
+        return endgame.eta_seconds(self.live_runs(), self.frames)
 
     def phase(self) -> str:
-        live = self.live_runs()
-        if any(run.phase == "compiling GPU kernels" for run in live):
-            return "compiling GPU kernels"
-        if any(run.state == RENDERING for run in live):
-            return "rendering"
-        if any(run.state in (STARTING, BACKOFF) for run in live):
-            return "starting workers"
-        return "finishing"
+        return job_phase(self.live_runs())

@@ -134,7 +134,7 @@ def test_without_notify_send_the_desktop_is_told_over_dbus(monkeypatch, tmp_path
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
     status = {"job_id": "shot", "state": "done", "frames": {"done": 4, "total": 4}, "elapsed": 12.0}
-    assert notify.notify_job_end(status) == []
+    assert notify.send_job_end(status) == []
     args = record.read_text().splitlines()
     assert "org.freedesktop.Notifications.Notify" in args and "Render done: shot" in args
     assert "4/4 frames, 0 failed, 12 s" in args
@@ -145,7 +145,7 @@ def test_no_desktop_is_skipped_silently(monkeypatch, tmp_path):
     monkeypatch.setenv("DISPLAY", ":99")
     status = {"job_id": "j", "state": "failed", "frames": {"done": 1, "total": 2, "failed": 1}, "elapsed": 3.0,
               "failed_frames": {"2": "worker crashed"}, "output_dir": "/renders/j"}  # fmt: skip
-    assert notify.notify_job_end(status) == []
+    assert notify.send_job_end(status) == []
     payload = notify.summary(status)
     assert payload["failures"] == [{"frame": 2, "error": "worker crashed"}] and payload["output"] == "/renders/j"
 

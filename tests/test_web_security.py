@@ -209,7 +209,7 @@ def test_core_imports_and_serve_explains_without_the_extra():
     blocker = (
         "import sys\n"
         "for name in ('starlette', 'uvicorn'):\n    sys.modules[name] = None\n"
-        "import dispatcher.cli, dispatcher.runner, dispatcher.web, dispatcher.notify\n"
+        "import dispatcher.cli, dispatcher.runner, dispatcher.serve, dispatcher.web.data, dispatcher.notify\n"
         "sys.exit(dispatcher.cli.main(['serve']))\n"
     )
     result = subprocess.run([sys.executable, "-c", blocker], cwd=ROOT, capture_output=True, text=True, timeout=60)
