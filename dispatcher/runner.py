@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -14,21 +13,24 @@ from . import jobs
 from .devices import DeviceReport
 from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
-from .images import check_image
 from .job_phases import JobPhases
 from .lanes import Lane, plan_lanes
+from .output_guard import OutputGuard
+from .output_lock import running_alone
 from .preflight import (  # re-exported: callers and tests import these from runner
     MIN_FREE_BYTES,
     TEMP_MARK,
     check_blend,
     check_output_dir,
     clean_stale_temps,
+    disk_nearly_full,
     preflight,
     temp_path_for,
 )
 from .process import LocalFactory, ProcessFactory, WorkerHandle, worker_command
-from .spec import IMAGE_FORMATS, SpecError, write_json_atomic
+from .spec import SpecError
 from .status import JobStatus
+from .status_text import failure_message
 from .supervisor import Supervisor, SupervisorConfig
 from .worker_launch import worker_args, worker_env
 
@@ -79,6 +81,9 @@ class JobRun:
         self.device_type: str | None = None  # set by prepare()
         self.program = ""
         self.phases = JobPhases(command_started, self.started_wall)  # timeline.json and kernel markers
+        self.guard = OutputGuard(self.spec, job_dir)  # the output folder's lock, manifest and GPU leases
+        self.previous = jobs.read_status(job_dir)  # the last run's status (its video, on a resume)
+        self._queued = lambda why: self.write_status("queued", phase=why)  # waiting for the folder or GPUs
 
     @property
     def sup(self) -> Supervisor:
@@ -99,9 +104,15 @@ class JobRun:
         return self.device_type or "CPU"
 
     # -- set-up ----------------------------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self) -> bool:
+        """Output folder, frames, lanes, cards (no worker if nothing is left); False: cancelled while queued."""
         device_type, self.report, self.program = preflight(self.spec, self.report)
         self.device_type = device_type
+        if not self.guard.claim(self._queued, cancelled=self._cancelled):
+            return False
+        self._plan_frames()
+        if self.queue.finished:
+            return True
         if self.spec.backend == "ray":
             from .ray_backend import prepare_ray  # lanes from the cluster's nodes, one Ray actor each
 
@@ -111,18 +122,26 @@ class JobRun:
             if self.spec.layout == "auto":
                 self._autotune()
             self.lanes = plan_lanes(self.spec, self.report, device_type)
+            narrowed = self.guard.lease(self.lanes, self._queued, self._cancelled)  # first come, per card
+            if narrowed is None:
+                return False
+            if narrowed:  # start now on the free cards (this run only; spec.json is unchanged)
+                self.spec.gpus, self.lanes = narrowed, plan_lanes(self.spec, self.report, device_type)
         self.supervisor = self._new_supervisor()
+        self.supervisor.scene = jobs.cached_scene(self.job_dir, self.spec.blend)
+        return True
 
     def _plan_frames(self) -> None:
-        """Runs while the workers start (they need a second or more to import Blender and open the file):
-        clear stale temporary files, then plan the frames (checking which already exist)."""
+        """Under the folder's lock: clear stale temporary files, plan the frames if known without a worker."""
         clean_stale_temps(self.spec.output_dir)
-        cached = self._cached_scene()
+        cached = jobs.cached_scene(self.job_dir, self.spec.blend)
         if cached:
-            self.sup.scene = cached
             self._on_scene(cached)
-        elif self.spec.frames and self.extension:
+        elif self.spec.frames and self.extension is not None:
             self._plan(parse_frames(self.spec.frames))
+
+    def _cancelled(self) -> bool:
+        return self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request"))
 
     def _autotune(self) -> None:
         """Choose the layout now: from the cached scene facts, else provisionally from the machine alone.
@@ -131,7 +150,7 @@ class JobRun:
         worker reports the scene and the choice for it differs, the lanes are re-planned (rare: few frames,
         a scene too large for the cards or the host).
         """
-        scene = self._cached_scene()
+        scene = jobs.cached_scene(self.job_dir, self.spec.blend)
         self.autotune_pending = scene is None
         if scene is None:
             count = len(parse_frames(self.spec.frames)) if self.spec.frames else 10**6
@@ -178,22 +197,10 @@ class JobRun:
             on_frame=self._log_frame,
         )
 
-    def _cached_scene(self) -> dict | None:
-        try:
-            with open(os.path.join(self.job_dir, "scene.json"), encoding="utf-8") as handle:
-                scene = json.load(handle)
-        except (OSError, ValueError):
-            return None
-        return scene if scene.get("blend_mtime") == os.path.getmtime(self.spec.blend) else None
-
-    def _save_scene(self, scene: dict) -> None:
-        scene["blend_mtime"] = os.path.getmtime(self.spec.blend)
-        write_json_atomic(os.path.join(self.job_dir, "scene.json"), scene)
-
     def _on_scene(self, scene: dict) -> None:
         """The first worker told us the scene: plan frames now if the spec left them open."""
         if "blend_mtime" not in scene:
-            self._save_scene(scene)
+            jobs.save_scene(self.job_dir, self.spec.blend, scene)
         if self.autotune_pending:
             self.autotune_pending = False
             choice = self._choose(scene)
@@ -206,7 +213,8 @@ class JobRun:
             self.message = "the scene has no camera: add one or set the scene camera"
             self.cancel_requested.set()
             return
-        self.extension = IMAGE_FORMATS.get(self.spec.file_format) if self.spec.file_format else scene["file_extension"]
+        extension = self.spec.frame_extension()
+        self.extension = scene["file_extension"] if extension is None else extension
         if self.queue.planned:
             return
         try:
@@ -221,20 +229,16 @@ class JobRun:
         self._plan(frames)
 
     def _plan(self, frames: list[int]) -> None:
-        self.phases.stamp("frames_planned", once=True)
-        already = set()
-        if self.spec.overwrite == "skip":
-            already = {frame for frame in frames if check_image(self._final(frame)) is None}
-        self.queue.plan(frames, already)
-        for frame in sorted(already):
-            self._log_frame({"frame": frame, "status": "skipped", "path": self._final(frame)})
+        self.phases.stamp("frames_planned", once=True)  # frames.jsonl gets rendered frames only
+        plan = self.guard.classify(frames, self._final, self.extension or "")
+        self.queue.plan(frames, set(plan.done_before) | set(plan.kept))
 
     def _final(self, frame: int) -> str:
         return output_path(self.spec.output_dir, self.spec.file_pattern, frame, self.extension or "")
 
     def _paths(self, frame: int, lane: str) -> tuple[str, str]:
-        final = self._final(frame)
-        return temp_path_for(final, lane), final
+        final = self.guard.placeholder(self._final(frame))  # the scene's Placeholders, when on
+        return temp_path_for(final, lane, self.spec.job_id), final
 
     def worker_env(self, lane: Lane) -> dict[str, str]:
         return worker_env(lane)
@@ -245,6 +249,7 @@ class JobRun:
         return self.factory.start(key, argv, self.worker_env(lane), log_path, inbox)
 
     def _log_frame(self, record: dict) -> None:
+        self.guard.record(record)  # a frame put in place goes into the folder's manifest
         self.frames_log.write(json.dumps(record) + "\n")
         self.frames_log.flush()
         if self.spec.backend == "local" and self.supervisor is not None:
@@ -255,10 +260,11 @@ class JobRun:
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> JobStatus:
         jobs.write_pid(self.job_dir)
-        self.prepare()
+        if not self.prepare() or self.supervisor is None:  # cancelled while queued, or nothing left
+            video = self.previous.video if self.previous and self.queue.finished else None
+            return self._finish("done" if self.queue.finished else "cancelled", video)
         self.phases.stamp("dispatcher_ready")
         self.sup.start()
-        self._plan_frames()
         state = "running"
         last_write = 0.0
         try:
@@ -267,7 +273,7 @@ class JobRun:
                 if self.replan_choice is not None:
                     choice, self.replan_choice = self.replan_choice, None
                     self._replan(choice)
-                if self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request")):
+                if self._cancelled():
                     state = "cancelled"
                     break
                 if self._disk_full():
@@ -287,16 +293,16 @@ class JobRun:
         finally:
             self._reap_workers()
 
-    def _finish(self, state: str) -> JobStatus:
-        """The job's end: its final status is written while the killed workers are still being reaped."""
+    def _finish(self, state: str, video: str | None = None) -> JobStatus:
+        """The job's end: folder and GPUs freed, final status written while the killed workers are reaped."""
+        self.guard.release()
         if state == "running":
             state = "done" if not self.queue.failed and self.queue.finished else "failed"
             if state == "failed" and not self.message:
-                self.message = self._failure_message()
+                self.message = failure_message(self.sup, self.queue)
         if state == "cancelled" and self.message:
             state = "failed"
-        video = None
-        if state == "done" and self.spec.video:
+        if state == "done" and self.spec.video and not (video and os.path.exists(video)):
             self.write_status("running", phase="encoding video")
             from .video import encode_job
 
@@ -313,19 +319,7 @@ class JobRun:
         if now - self.disk_checked_at < 2.0:
             return False
         self.disk_checked_at = now
-        try:
-            return shutil.disk_usage(self.spec.output_dir).free < MIN_FREE_BYTES // 4
-        except OSError:
-            return False
-
-    def _failure_message(self) -> str:
-        if self.sup.fatal_errors and all(run.blocklisted for run in self.sup.runs.values()):
-            return self.sup.fatal_errors[0]
-        if self.queue.failed:
-            frame, error = next(iter(sorted(self.queue.failed.items())))
-            return f"{len(self.queue.failed)} frame(s) failed; frame {frame}: {error}"
-        errors = [run.last_error for run in self.sup.runs.values() if run.last_error]
-        return errors[-1] if errors else "job did not finish"
+        return disk_nearly_full(self.spec.output_dir)
 
     def _kill_workers(self) -> None:
         """Stop every worker at once; no temporary file stays behind. A local worker has nothing to tidy
@@ -334,6 +328,7 @@ class JobRun:
         if self.supervisor is not None:
             self.sup.shutdown(grace=3.0 if self.spec.backend != "local" else 0.0, reap=None)
             clean_stale_temps(self.spec.output_dir)
+            self.guard.drop_placeholders(self._final(frame) for frame in [*self.queue.pending, *self.queue.in_flight])
 
     def _reap_workers(self) -> None:
         """After the final status: wait until every worker is gone, close the backend, write the timeline."""
@@ -362,10 +357,11 @@ class JobRun:
             device_type=self.device_type,
             layout=self.spec.layout,
             autotune=self.autotune,
-            frames=self.queue.counts() if supervisor else {},
+            frames={**self.queue.counts(), **self.guard.counts()} if self.queue.planned else {},
+            kept_from=self.guard.kept_from(),
             failed_frames={str(frame): error for frame, error in sorted(self.queue.failed.items())},
             lanes=[run.to_status() for run in supervisor.runs.values()] if supervisor else [],
-            message=self.message,
+            message=self.message or self.guard.kept_summary(),
             video=video,
             finished_at=now if finished else None,
         )
@@ -379,8 +375,12 @@ class JobRun:
 
 
 def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> JobStatus:
-    """Run a job folder in this process until it ends; SIGINT/SIGTERM cancel it cleanly."""
-    job = JobRun(job_dir, **options)
+    """Run a job folder in this process until it ends (one process per job); SIGINT/SIGTERM cancel it."""
+    with running_alone(job_dir):
+        return _run(JobRun(job_dir, **options), job_dir, handle_signals)
+
+
+def _run(job: JobRun, job_dir: str, handle_signals: bool) -> JobStatus:
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: job.cancel_requested.set())
@@ -393,6 +393,7 @@ def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> JobStatu
         jobs.write_status(job_dir, status)
         raise
     finally:
+        job.guard.release()
         try:
             os.remove(os.path.join(job_dir, "dispatcher.pid"))
         except OSError:

@@ -4,7 +4,7 @@ import json
 import shutil
 
 import pytest
-from farmtest import run_cli
+from farmtest import frame_names, run_cli
 
 from dispatcher import cli, jobs
 from dispatcher.images import check_image
@@ -109,7 +109,7 @@ def test_paths_with_spaces_unicode_quotes_and_shell_characters_work(tiny_blend, 
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     assert status["state"] == "done" and status["frames"]["rendered"] == 2
-    names = sorted(path.name for path in out.iterdir())
+    names = frame_names(out)
     assert names == ["shot ü '0001'.png", "shot ü '0002'.png"]
     assert all(check_image(str(out / name)) is None for name in names)
     assert not list(tmp_path.glob("echo*")) and not (tmp_path / "no").exists()
