@@ -164,10 +164,24 @@ def test_many_jobs_are_paged(client, farm, tmp_path):
         assert first["total"] == 126 and len(first["jobs"]) == 20 and len(last["jobs"]) == 6
         assert len(huge["jobs"]) == huge["limit"] == 100  # capped
         assert len({job["id"] for job in first["jobs"] + last["jobs"]}) == 26
-        assert {job["state"] for job in first["jobs"]} <= {"queued", "done"}
+        assert {job["state"] for job in first["jobs"]} <= {"stopped", "done"}  # as `dispatcher jobs` says
     finally:
         for index in range(125):
             shutil.rmtree(os.path.join(farm["root"], f"q{index:03d}"))
+
+
+def test_a_job_folder_elsewhere_is_listed_through_its_registration(tiny_blend, tmp_path, monkeypatch):
+    root, job_dir, out = tmp_path / "jobs", tmp_path / "elsewhere" / "shot-job", tmp_path / "out"
+    result = run_cli("render", str(tiny_blend), "-o", str(out), "-f", "1-2", "--cpu-lanes", "1",
+                     "--job-dir", str(job_dir), env={"GRF_JOBS_DIR": str(root)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    monkeypatch.setenv("GRF_JOBS_DIR", str(root))  # serving the CLI's own jobs root
+    with TestClient(create_app(str(root), TOKEN, sample=False), base_url="http://127.0.0.1:8765") as client:
+        (job,) = authed(client, "/api/state").json()["jobs"]
+        assert job["id"] == "shot-job" and job["state"] == "done" and job["frames"]["done"] == 2
+        frame = authed(client, "/files/shot-job/frame_0002.png")
+        assert frame.status_code == 200 and frame.content == (out / "frame_0002.png").read_bytes()
+        assert authed(client, "/files/elsewhere/frame_0002.png").status_code == 404
 
 
 @pytest.mark.parametrize("host", [None, "0.0.0.0"])

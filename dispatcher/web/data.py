@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 
-from .. import jobs
+from .. import job_list, jobs
 from ..report import read_records
 from ..spec import SpecError
 from ..status import JobStatus, LaneStatus
@@ -22,14 +22,33 @@ CACHED_JOBS = 64
 _records_cache: dict[str, tuple[tuple, list[dict]]] = {}
 
 
+def job_folders(root: str) -> dict[str, str]:
+    """{job id: folder}: the folders under root, and (serving the CLI's own root) the job folders the
+    engine registered from elsewhere (``jobs.known_job_dirs``). Ids are folder names; links are skipped."""
+    if os.path.realpath(root) == os.path.realpath(jobs.default_jobs_root()):
+        paths = jobs.known_job_dirs()
+    else:
+        try:
+            paths = [os.path.join(root, name) for name in os.listdir(root)]
+        except OSError:
+            paths = []
+    found: dict[str, str] = {}
+    for path in paths:
+        name = os.path.basename(os.path.normpath(path))
+        if JOB_NAME.match(name) and name not in found and not os.path.islink(path):
+            if os.path.isfile(os.path.join(path, "spec.json")):
+                found[name] = path
+    return found
+
+
 def job_path(root: str, job_id: str) -> str | None:
-    """The folder of job ``job_id`` directly under ``root``, or None (names with / or .. never match)."""
+    """The folder of job ``job_id`` (one of job_folders), or None; names with / or .. never match."""
     if not JOB_NAME.match(job_id) or ".." in job_id:
         return None
     path = os.path.join(root, job_id)
-    if os.path.islink(path) or not os.path.isfile(os.path.join(path, "spec.json")):
-        return None
-    return path
+    if not os.path.islink(path) and os.path.isfile(os.path.join(path, "spec.json")):
+        return path
+    return job_folders(root).get(job_id)
 
 
 def _mtime(job_dir: str) -> float:
@@ -41,24 +60,10 @@ def _mtime(job_dir: str) -> float:
     return 0.0
 
 
-def job_ids(root: str) -> list[str]:
-    """Job folders under root, most recently updated first (a stat each; nothing is parsed)."""
-    try:
-        names = [entry.name for entry in os.scandir(root) if entry.is_dir(follow_symlinks=False)]
-    except OSError:
-        return []
-    found = [name for name in names if job_path(root, name)]
-    return sorted(found, key=lambda name: _mtime(os.path.join(root, name)), reverse=True)
-
-
-def effective_state(job_dir: str, status: JobStatus | None) -> str:
-    """running, queued, done, failed, cancelled, or stopped (the dispatcher died; resume continues)."""
-    running = jobs.is_running(job_dir)
-    if status is None:
-        return "running" if running else "queued"
-    if not status.is_terminal and not running:
-        return "stopped"
-    return status.state
+def effective_state(job_dir: str) -> str:
+    """The state ``python -m dispatcher jobs`` shows: running, queued, done, failed, cancelled, or stopped."""
+    row = job_list.job_row(job_dir)
+    return row["state"] if row else "stopped"
 
 
 def frame_records(job_dir: str) -> list[dict]:
@@ -127,14 +132,13 @@ def job_summary(root: str, job_id: str, detail: bool = False) -> dict | None:
         spec = jobs.load_spec(job_dir)
     except (SpecError, OSError, ValueError, TypeError):
         return None
-    status = jobs.read_status(job_dir)
-    state = effective_state(job_dir, status)
-    status = status or JobStatus()
+    state = effective_state(job_dir)
+    status = jobs.read_status(job_dir) or JobStatus()
     latest = latest_frames(job_dir, spec.output_dir)
     return {
         "id": job_id,
         "state": state,
-        "phase": status.phase if state not in ("stopped", "queued") else state,
+        "phase": status.phase if state != "stopped" else "stopped (resume continues it)",
         "blend": os.path.basename(spec.blend),
         "output_dir": spec.output_dir,
         "frames": status.frames,
@@ -155,10 +159,11 @@ def job_summary(root: str, job_id: str, detail: bool = False) -> dict | None:
 
 
 def list_jobs(root: str, offset: int = 0, limit: int = PAGE_SIZE) -> dict:
-    """A page of jobs, running and queued first, then the most recently updated."""
+    """A page of jobs: running and queued first, then the most recently updated."""
     limit = max(1, min(limit, MAX_PAGE))
-    ids = job_ids(root)
-    live = [job_id for job_id in ids if jobs.is_running(os.path.join(root, job_id))]
+    folders = job_folders(root)
+    ids = sorted(folders, key=lambda job_id: _mtime(folders[job_id]), reverse=True)
+    live = [job_id for job_id in ids if jobs.is_running(folders[job_id])]
     live_set = set(live)
     ordered = live + [job_id for job_id in ids if job_id not in live_set]
     page = [summary for job_id in ordered[offset : offset + limit] if (summary := job_summary(root, job_id))]
