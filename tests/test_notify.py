@@ -63,7 +63,7 @@ def test_notify_url_gets_a_summary_when_a_job_ends(tiny_blend, tmp_path, receive
     result = run_cli("render", str(tiny_blend), "-o", str(out), "-f", "1-4", "--cpu-lanes", "2",
                      "--notify-url", receiver.url, "--job-dir", str(tmp_path / "job"))  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(out)) == [f"frame_000{n}.png" for n in range(1, 5)]
+    assert sorted(path.name for path in out.glob("frame_*.png")) == [f"frame_000{n}.png" for n in range(1, 5)]
     (post,) = receiver.posts
     assert post["path"] == "/hooks/render" and post["type"] == "application/json"
     payload = json.loads(post["body"])
@@ -88,7 +88,7 @@ def test_failing_receiver_never_fails_the_job(tiny_blend, tmp_path, kind):
         if server:
             server.close()
     assert result.returncode == 0, result.stderr
-    assert len(os.listdir(out)) == 3
+    assert len(list(out.glob("frame_*.png"))) == 3
     assert jobs.read_status(str(tmp_path / "job"))["state"] == "done"
     assert f"warning: notify URL {url}" in result.stderr
     assert took < 120
