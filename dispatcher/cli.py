@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from . import jobs
 from .devices import detect_gpus
@@ -232,10 +233,11 @@ def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False, 
     from .timeline import process_start_time
 
     printer = ProgressPrinter(enabled=not quiet and not as_json)
+    started = time.time()
     try:
         status = run_job(job_dir, on_status=printer, report=report, command_started=process_start_time())
     finally:
-        notify_job_end(job_dir)  # once the job has ended (done, failed, cancelled); never raises
+        notify_job_end(job_dir, since=started)  # once this run has ended the job; never raises
     printer.close()
     if as_json:
         print(json.dumps(status.to_json(), indent=1))

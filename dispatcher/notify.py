@@ -105,17 +105,17 @@ def desktop_notify(payload: dict) -> str | None:
     return None
 
 
-def notify_job_end(job_dir: str) -> list[str]:
+def notify_job_end(job_dir: str, since: float = 0.0) -> list[str]:
     """Once a job's run is over: tell the desktop and the spec's notify URL how it ended, when it ended
-    (done, failed or cancelled, per its status.json). Returns what failed; never raises."""
+    (done, failed or cancelled, per a status.json written after ``since``). Returns what failed; never raises."""
     from . import jobs
 
     try:
         status, spec = jobs.read_status(job_dir), jobs.load_spec(job_dir)
     except Exception as error:  # an unreadable job folder is reported by the runner, not here
         return [f"notification skipped: {error}"]
-    if status is None or not status.is_terminal:
-        return []
+    if status is None or not status.is_terminal or (status.updated_at or 0.0) < since:
+        return []  # still going, or an earlier run's end: nothing new to tell
     return send_job_end(status, spec)
 
 

@@ -72,6 +72,8 @@ def test_notify_url_gets_a_summary_when_a_job_ends(tiny_blend, tmp_path, receive
     assert payload["frames"]["done"] == payload["frames"]["total"] == 4 and payload["frames"]["failed"] == 0
     assert payload["failures"] == [] and payload["output"] == str(out) and payload["wall_seconds"] > 0
     assert "warning" not in result.stderr
+    assert notify.notify_job_end(str(tmp_path / "job"), since=time.time() + 60) == []  # an earlier run's end
+    assert len(receiver.posts) == 1  # is not announced again
 
 
 @pytest.mark.parametrize("kind", ["unreachable", "server error"])
