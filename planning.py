@@ -171,6 +171,7 @@ def plan_job(context, prefs, report, binary_path: str = "") -> Plan:
     apply_output_settings(spec, scene.render)
     spec.backend = prefs.backend.lower()
     spec.ray_address = prefs.ray_address or None
+    spec.notify_url = getattr(prefs, "notify_url", "") or None
     spec.extra = {"audio_blend": blend, "scene": scene.name, "engine": engine}
     try:
         spec.validate()

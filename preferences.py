@@ -72,6 +72,10 @@ class GpuRenderFarmPreferences(AddonPreferences):
     ray_address: StringProperty(
         name="Ray Address", default="", description="e.g. ray://head:10001 (empty: local)"
     )
+    notify_url: StringProperty(
+        name="Notify URL", default="",
+        description="When a job ends, POST a JSON summary to this http(s) address (empty: only the desktop is told)",
+    )
 
     def draw(self, context):
         layout = self.layout
@@ -95,6 +99,7 @@ class GpuRenderFarmPreferences(AddonPreferences):
         col.prop(self, "backend")
         if self.backend == "RAY":
             col.prop(self, "ray_address")
+        layout.column(heading="Notifications").prop(self, "notify_url")
 
 
 @dataclass
@@ -110,6 +115,7 @@ class DefaultPreferences:
     jobs_dir: str = ""
     backend: str = "LOCAL"
     ray_address: str = ""
+    notify_url: str = ""
 
 
 def get_preferences(context=None) -> GpuRenderFarmPreferences:

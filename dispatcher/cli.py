@@ -1,4 +1,4 @@
-"""Command line: python -m dispatcher devices|render|status|cancel|resume|encode|demo|bench|report."""
+"""Command line: python -m dispatcher devices|render|status|cancel|resume|encode|demo|bench|report|serve."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from . import jobs
 from .devices import detect_gpus
@@ -68,6 +69,7 @@ OPTIONAL = {
     "bench": "benchmark approaches and print a table",
     "prepare": "compile GPU kernels ahead of the first render",
     "report": "per-lane timeline and summary of a finished job",
+    "serve": "web dashboard of the jobs (needs the 'web' extra)",
 }
 
 
@@ -105,6 +107,7 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--first-frame-timeout", type=float, default=3600.0,
                         help="a GPU lane's first frame may compile kernels this long (default 3600)")  # fmt: skip
     parser.add_argument("--video", action="store_true", help="encode an MP4 when all frames are done")
+    parser.add_argument("--notify-url", help="POST a JSON summary to this http(s) URL when the job ends")
     parser.add_argument("--job-dir", help="job folder (default: a new one under the user cache)")
     parser.add_argument("--detach", action="store_true", help="return at once; the job runs on in the background")
     parser.add_argument("--backend", default="local", choices=("local", "ray"))
@@ -147,6 +150,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         hang_timeout=args.hang_timeout,
         first_frame_timeout=args.first_frame_timeout,
         video=args.video,
+        notify_url=args.notify_url,
         backend=args.backend,
         ray_address=args.ray_address,
         extra={"ray_ship_files": True} if getattr(args, "ship_files", False) else {},
@@ -224,11 +228,16 @@ def cmd_render(args) -> int:
 
 
 def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False, report=None) -> int:
+    from .notify import notify_job_end
     from .runner import run_job
     from .timeline import process_start_time
 
     printer = ProgressPrinter(enabled=not quiet and not as_json)
-    status = run_job(job_dir, on_status=printer, report=report, command_started=process_start_time())
+    started = time.time()
+    try:
+        status = run_job(job_dir, on_status=printer, report=report, command_started=process_start_time())
+    finally:
+        notify_job_end(job_dir, since=started)  # once this run has ended the job; never raises
     printer.close()
     if as_json:
         print(json.dumps(status.to_json(), indent=1))

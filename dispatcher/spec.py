@@ -51,6 +51,7 @@ class JobSpec:
     max_lane_failures: int = 3  # consecutive failures before a lane is blocklisted
     video: bool = False
     video_fps: float | None = None
+    notify_url: str | None = None  # POST a JSON summary here when the job ends (dispatcher/notify.py)
     backend: str = "local"  # "local" or "ray"
     ray_address: str | None = None
     samples: int | None = None  # override Cycles samples (tests, benchmarks)
@@ -103,6 +104,13 @@ class JobSpec:
             raise SpecError("timeouts must be positive")
         if self.backend not in ("local", "ray"):
             raise SpecError(f"unknown backend {self.backend!r} (local or ray)")
+        if self.notify_url:
+            from .notify import NotifyUrlError, check_url
+
+            try:
+                check_url(self.notify_url)
+            except NotifyUrlError as error:
+                raise SpecError(str(error)) from None
         return self
 
     def frame_extension(self) -> str | None:

@@ -113,11 +113,7 @@ class Supervisor:
                     self._lane_failed(run, f"no progress for {int(now - run.last_activity)} s during {what}")
         self._dispatch()
         if self.frames.planned and not self.live_runs() and self.frames.pending:
-            idle = [run for run in self.runs.values() if run.state == STOPPED and run.idle_stopped]
-            if idle:  # the lanes that stopped for want of work are needed again
-                for run in idle:
-                    run.idle_stopped = False
-                    self._launch(run)
+            if self._wake_idle_lanes():  # the lanes that stopped for want of work are needed again
                 return
             self.frames.abandon("no lane left to render it: " + (self._last_errors() or "all lanes failed"))
             self.changed = True
@@ -129,11 +125,12 @@ class Supervisor:
             others = sum(1 for other in self.live_runs() if other is not run)
             # An idle worker is not always free (measured: with persistent data and one fixed thread, a TBB
             # thread of Blender 5.0 spins a whole core while idle). A lane with no frame left for it, or that
-            # would only hold up faster lanes, quits; it is started again should every other lane fail.
+            # would only hold up faster lanes, quits; it starts again when a lane loses its frame.
             backups = self.config.backups and not self.frames.pending
-            if backups and (self._back_up_slow_frame(run) or self._may_back_up_later(run)):
+            runs = list(self.runs.values())
+            if backups and (self._back_up_slow_frame(run) or endgame.may_back_up_later(run, runs, self.frames)):
                 continue
-            if not self.frames.pending or self._faster_without(run):
+            if not self.frames.pending or endgame.faster_without(run, self.live_runs(), self.frames, self.clock()):
                 self.stop_lane(run, idle=True)
                 continue
             frame = self.frames.take(run.lane.name, others)
@@ -167,11 +164,13 @@ class Supervisor:
         self._send_frame(run, other.frame, backup=True)
         return True
 
-    def _may_back_up_later(self, run: LaneRun) -> bool:
-        return endgame.may_back_up_later(run, list(self.runs.values()), self.frames)
-
-    def _faster_without(self, run: LaneRun) -> bool:
-        return endgame.faster_without(run, self.live_runs(), self.frames, self.clock())
+    def _wake_idle_lanes(self) -> bool:
+        """Restart the lanes that quit for want of work; say whether there were any."""
+        idle = [run for run in self.runs.values() if run.state == STOPPED and run.idle_stopped]
+        for run in idle:
+            run.idle_stopped = False
+            self._launch(run)
+        return bool(idle)
 
     def stop_lane(self, run: LaneRun, idle: bool = False) -> None:
         if run.handle is not None:
@@ -383,6 +382,8 @@ class Supervisor:
             run.move(BACKOFF)
             run.backoff_until = self.clock() + delay
             run.restarts += 1
+        if frame is not None and not self.frames.finished:
+            self._wake_idle_lanes()  # they stepped aside for this lane, which has just lost its frame
         self.changed = True
 
     def _last_errors(self) -> str:

@@ -309,3 +309,14 @@ def test_render_image_renders_the_current_frame_in_automatic_mode(farm):
     draw_panel(farm)
     shown = " ".join(farm.job_view.last_drawn["lines"])
     assert "Your file changed since that snapshot: Render again to use it" in shown
+
+
+def test_notify_url_preference_reaches_the_job(farm):
+    plan_job = importlib.import_module(f"{NAME}.planning").plan_job
+    save(farm)
+    prefs = farm.preferences.get_preferences(bpy.context)
+    prefs.notify_url = "http://127.0.0.1:9/render-hook"
+    assert plan_job(bpy.context, prefs, farm.monitor.devices).spec.notify_url == "http://127.0.0.1:9/render-hook"
+    prefs.notify_url = "mailto:render@example.org"
+    refused(farm, "notify URL must be http:// or https://")
+    prefs.notify_url = ""

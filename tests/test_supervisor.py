@@ -319,6 +319,24 @@ def test_lanes_stopped_for_want_of_work_come_back_when_every_other_lane_fails(tm
     assert sorted(rig.queue.done) == [1, 2, 3, 4] and not rig.queue.failed
 
 
+def test_an_idle_lane_comes_back_when_the_lane_it_stepped_aside_for_crashes(tmp_path):
+    rig = Rig(tmp_path, lanes=("a", "b"), frames=[1, 2, 3, 4])
+    rig.sup.start()
+    rig.ready("a", "b")
+    rig.clock.now = 1.0
+    assert (rig.finish("a"), rig.finish("b")) == (1, 2)  # a takes 3, b takes 4
+    rig.clock.now = 2.0
+    rig.finish("b")  # nothing pending and a is on pace: b quits, idle
+    assert rig.state("b") == STOPPED and rig.started.count("b") == 1
+    rig.emit("a", event="exit", code=-9)  # a is killed on frame 3: it backs off, not blocklisted
+    assert rig.state("a") == BACKOFF
+    assert rig.state("b") == STARTING and rig.started.count("b") == 2  # b does not wait for a's restart
+    rig.ready("b")
+    assert rig.current("b") == 3
+    rig.finish("b")
+    assert sorted(rig.queue.done) == [1, 2, 3, 4] and not rig.queue.failed
+
+
 def test_a_fast_idle_lane_backs_up_the_last_frame_of_a_slow_lane(tmp_path):
     rig = Rig(tmp_path, lanes=("gpu", "cpu"), frames=[1, 2, 3, 4])
     rig.sup.start()

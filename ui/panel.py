@@ -93,8 +93,11 @@ class GRF_PT_render_farm(bpy.types.Panel):
         layout = self.layout
         scene = context.scene
         job_dir = scene.gpu_render_farm.job_dir
+        prefs = get_preferences(context)
         draw_block(layout, context, "output")
         if job_dir:
             draw_details(layout, context, job_dir)
-        draw_devices(layout, get_preferences(context))
+        draw_devices(layout, prefs)
         draw_settings(layout, scene)
+        if hasattr(prefs, "bl_idname"):  # the add-on's own preferences, not the stand-in
+            layout.prop(prefs, "notify_url", icon="URL")
