@@ -355,10 +355,11 @@ class Supervisor:
         reason = f"worker exited with code {code}" if code is None or code >= 0 else f"worker killed by signal {-code}"
         if message.get("detail") and (code is None or code >= 0):
             reason += f": {message['detail'][:300]}"
-        self._lane_failed(run, reason)
+        # kill -9 mid-frame comes from outside (a person, the OOM killer), never from the card: it does not
+        # count toward blocklisting the lane; the frame's own rule (killed on two lanes: failed) bounds it.
+        self._lane_failed(run, reason, counts=not (code == -9 and run.frame is not None))
 
-    # -- failures ---------------------------------------------------------------------------
-    def _lane_failed(self, run: LaneRun, error: str) -> None:
+    def _lane_failed(self, run: LaneRun, error: str, counts: bool = True) -> None:
         """A crash, hang or bad frame: kill the worker (a GPU error can poison its state), requeue the
         frame, back off and restart clean, blocklist after N in a row."""
         frame = run.frame
@@ -371,14 +372,14 @@ class Supervisor:
         run.frame, run.sample, run.samples, run.backup = None, None, None, False
         run.last_error = error
         run.failures += 1
-        run.consecutive_failures += 1
+        run.consecutive_failures += counts
         if run.consecutive_failures >= self.config.max_lane_failures:
             run.move(FAILED)
             run.blocklisted = True
         elif self.frames.finished:
             run.move(STOPPED)
         else:
-            delay = min(self.config.backoff_max, self.config.backoff_base * 2 ** (run.consecutive_failures - 1))
+            delay = min(self.config.backoff_max, self.config.backoff_base * 2 ** max(0, run.consecutive_failures - 1))
             run.move(BACKOFF)
             run.backoff_until = self.clock() + delay
             run.restarts += 1

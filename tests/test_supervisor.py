@@ -116,7 +116,7 @@ def test_crash_mid_frame_requeues_and_restarts_with_backoff(tmp_path):
     rig.ready("a", "b")
     temp, _ = rig.sup.paths(1, "a")
     open(temp, "wb").write(b"partial")
-    rig.emit("a", event="exit", code=-9)
+    rig.emit("a", event="exit", code=-11)  # a crash (SIGSEGV) counts toward the lane's failures
     assert rig.state("a") == BACKOFF and not (tmp_path / ".f1.a.part").exists()
     assert 1 in rig.queue.pending and rig.sup.runs["a"].consecutive_failures == 1
     rig.clock.now = 1.0
@@ -335,6 +335,26 @@ def test_an_idle_lane_comes_back_when_the_lane_it_stepped_aside_for_crashes(tmp_
     assert rig.current("b") == 3
     rig.finish("b")
     assert sorted(rig.queue.done) == [1, 2, 3, 4] and not rig.queue.failed
+
+
+def test_kill_9_mid_frame_is_not_the_cards_fault_but_kills_at_start_up_and_crashes_are(tmp_path):
+    rig = Rig(tmp_path, frames=range(1, 10), backoff_base=0.0)
+    rig.sup.start()
+    rig.ready("a", "b")
+    for _ in range(4):  # killed from outside on four frames in a row: retried, never blocklisted
+        assert rig.current("a") is not None
+        rig.emit("a", event="exit", code=-9)
+        rig.sup.tick()
+        rig.ready("a")
+    run = rig.sup.runs["a"]
+    assert run.failures == 4 and run.consecutive_failures == 0 and not run.blocklisted
+    rig.emit("a", event="exit", code=-9)  # mid-frame again; then three times while starting (no frame):
+    rig.sup.tick()
+    for _ in range(3):  # those count, and the lane is blocklisted as before
+        assert run.state == STARTING and run.frame is None and not run.blocklisted
+        rig.emit("a", event="exit", code=-9)
+        rig.sup.tick()
+    assert run.state == FAILED and run.blocklisted and run.consecutive_failures == 3
 
 
 def test_a_fast_idle_lane_backs_up_the_last_frame_of_a_slow_lane(tmp_path):
