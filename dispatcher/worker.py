@@ -239,8 +239,9 @@ def configure_scene(scene, args) -> dict:
     if not args.file_format and settings.file_format in MOVIE_FORMATS:
         coerced, args.file_format = settings.file_format, "PNG"
     if args.file_format:
-        if getattr(settings, "media_type", "IMAGE") != "IMAGE":
-            settings.media_type = "IMAGE"  # Blender 5.0: a movie output must become an image output first
+        media = "MULTI_LAYER_IMAGE" if args.file_format == "OPEN_EXR_MULTILAYER" else "IMAGE"
+        if getattr(settings, "media_type", media) != media:
+            settings.media_type = media  # Blender 5.0: the media type decides which formats exist
         settings.file_format = args.file_format
     return {"coerced_from": coerced}
 
