@@ -86,6 +86,8 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="render frames that already exist")
     parser.add_argument("--blender", help="Blender binary or Python with bpy that runs the workers")
     parser.add_argument("--trust", action="store_true", help="let scripts inside the .blend run")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="render even when files the scene needs (textures, libraries...) are missing")  # fmt: skip
     parser.add_argument("--samples", type=int, help="override the scene's Cycles samples")
     parser.add_argument("--resolution", help="override the resolution, WxH")
     parser.add_argument("--hang-timeout", type=float, default=600.0, help="seconds without progress (default 600)")
@@ -108,6 +110,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     if args.resolution:
         try:
             resolution = tuple(int(value) for value in args.resolution.lower().split("x"))
+            if len(resolution) != 2:
+                raise ValueError
         except ValueError:
             raise SpecError(f"resolution must look like 1920x1080, not {args.resolution!r}") from None
     output = args.output or os.path.join("render", os.path.splitext(os.path.basename(args.blend))[0])
@@ -129,6 +133,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         overwrite="overwrite" if args.overwrite else "skip",
         blender=args.blender,
         trust_scripts=args.trust,
+        allow_missing=args.allow_missing,
         samples=args.samples,
         resolution=resolution,
         hang_timeout=args.hang_timeout,
@@ -180,11 +185,13 @@ def cmd_render(args) -> int:
 
         check_ray()
     from .lanes import plan_lanes
+    from .preflight import check_scene, inspect_scene
     from .runner import preflight
 
-    device_type, report, _program = preflight(spec)
+    device_type, report, program = preflight(spec)
     if spec.backend == "local":
         plan_lanes(spec, report, device_type)  # a GPU that is not there is bad input: refuse before any job folder
+    check_scene(spec, inspect_scene(spec, program))  # missing files, no camera, frames Blender cannot render
     job_dir = jobs.create_job(spec, job_dir=args.job_dir)
     if args.detach:
         pid = jobs.launch_detached(job_dir)

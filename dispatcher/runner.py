@@ -17,6 +17,7 @@ from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
 from .images import check_image
 from .lanes import Lane, plan_lanes
+from .preflight import check_scene
 from .process import LocalFactory, default_program, worker_command
 from .spec import IMAGE_FORMATS, JobSpec, SpecError, write_json_atomic
 from .supervisor import Supervisor, SupervisorConfig
@@ -150,13 +151,7 @@ class JobRun:
                 self._autotune()
             self.lanes = plan_lanes(self.spec, self.report, device_type)
         clean_stale_temps(self.spec.output_dir)
-        self.supervisor = self._new_supervisor()
-        cached = self._cached_scene()
-        if cached:
-            self.supervisor.scene = cached
-            self._on_scene(cached)
-        elif self.spec.frames and self.extension:
-            self._plan(parse_frames(self.spec.frames))
+        self.supervisor = self._new_supervisor()  # frames are planned when the first worker reports the scene
 
     def _autotune(self) -> None:
         """Choose the layout now: from the cached scene facts, else provisionally from the machine alone.
@@ -236,8 +231,10 @@ class JobRun:
                 self.replan_choice = choice
             else:
                 self.autotune = choice
-        if not scene.get("camera"):
-            self.message = "the scene has no camera: add one or set the scene camera"
+        try:
+            check_scene(self.spec, scene.get("preflight") or {"camera": scene.get("camera")})
+        except SpecError as error:  # missing files, no camera, frames Blender cannot render
+            self.message = str(error)
             self.cancel_requested.set()
             return
         self.extension = IMAGE_FORMATS.get(self.spec.file_format) if self.spec.file_format else scene["file_extension"]

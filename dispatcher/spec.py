@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 
@@ -15,6 +16,7 @@ IMAGE_FORMATS = {"PNG": ".png", "OPEN_EXR": ".exr", "OPEN_EXR_MULTILAYER": ".exr
 MOVIE_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".ogv", ".mpg", ".mpeg", ".flv", ".gif")
 OVERWRITE_POLICIES = ("skip", "overwrite")
 SPEC_VERSION = 1
+MAX_RESOLUTION = 65536  # Blender's largest render side
 
 
 class SpecError(ValueError):
@@ -43,6 +45,7 @@ class JobSpec:
     overwrite: str = "skip"
     blender: str | None = None  # program that runs workers: a Blender binary or a Python with bpy
     trust_scripts: bool = False  # let scripts inside the .blend run (off: --disable-autoexec)
+    allow_missing: bool = False  # render even when files the scene needs are missing
     hang_timeout: float = 600.0  # seconds without a progress line before a worker is killed
     first_frame_timeout: float = 3600.0  # the first frame of a lane may compile GPU kernels
     max_lane_failures: int = 3  # consecutive failures before a lane is blocklisted
@@ -96,8 +99,18 @@ class JobSpec:
                 raise SpecError(f"GPU {key}: workers must be 1 or more")
         if self.threads is not None and self.threads < 1:
             raise SpecError("threads must be 1 or more")
-        if self.hang_timeout <= 0 or self.first_frame_timeout <= 0:
-            raise SpecError("timeouts must be positive")
+        if self.cpu_lanes < 0:
+            raise SpecError("cpu lanes must be 0 (automatic) or more")
+        if self.samples is not None and self.samples < 1:
+            raise SpecError("samples must be 1 or more")
+        if self.resolution is not None and not all(1 <= side <= MAX_RESOLUTION for side in self.resolution):
+            raise SpecError(f"resolution sides must be 1 to {MAX_RESOLUTION} pixels")
+        if not all(0 < value < math.inf for value in (self.hang_timeout, self.first_frame_timeout)):
+            raise SpecError("timeouts must be positive numbers of seconds")
+        if self.video_fps is not None and not 0 < self.video_fps < 1000:
+            raise SpecError("video frame rate must be between 0 and 1000")
+        if not self.file_pattern.strip() or "\x00" in self.file_pattern or self.file_pattern in (".", ".."):
+            raise SpecError(f"file pattern {self.file_pattern!r} is not a usable file name")
         if self.backend not in ("local", "ray"):
             raise SpecError(f"unknown backend {self.backend!r} (local or ray)")
         return self

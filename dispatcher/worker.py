@@ -374,6 +374,16 @@ def serve(bpy, scene, channel: Channel, progress: Progress) -> None:
                          finished_at=finished_at)  # fmt: skip
 
 
+def sibling(name: str):
+    """A script that lives beside this one, loaded by path (Blender does not put this folder on sys.path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(__file__), f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
@@ -393,6 +403,7 @@ def main() -> None:
         settings = configure_scene(scene, args)
         devices, note = configure_devices(bpy, scene, args)
         facts = scene_facts(bpy, scene)
+        facts["preflight"] = sibling("preflight_scene").collect(bpy)  # external files, frame limits
     except Exception as error:
         channel.send("fatal", error=one_line(error))
         os._exit(3)

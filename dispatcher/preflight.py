@@ -1,0 +1,67 @@
+"""Pre-flight of the scene: refuse missing external files, a missing camera and frames Blender cannot render.
+
+Two places ask the same questions. The ``render`` command runs ``preflight_scene.py`` in Blender once
+before it creates a job folder (about as long as a worker takes to open the file), so bad input is one
+line and exit 2 with nothing created. Every worker also reports the same facts when it is ready (the
+script is loaded beside ``worker.py``, so that costs milliseconds), and a job checks them before it
+plans its first frame: a detached job, a resume, or the extension's job sees a library deleted since.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from .frames import MAX_FRAME, MIN_FRAME, FrameSyntaxError, check_bounds, parse_frames
+from .process import is_python_program
+from .spec import JobSpec, SpecError
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "preflight_scene.py")
+MARK = "GRF-PREFLIGHT "
+SHOWN = 3  # missing files named in the one-line error
+
+
+def inspect_scene(spec: JobSpec, program: str, timeout: float = 600.0) -> dict:
+    """Open the .blend in Blender (scripts only with --trust) and return what preflight_scene.py found."""
+    if is_python_program(program):
+        argv = [program, SCRIPT, "--blend", spec.blend, *(["--trust"] if spec.trust_scripts else [])]
+    else:
+        autoexec = "--enable-autoexec" if spec.trust_scripts else "--disable-autoexec"
+        argv = [program, "-b", "--factory-startup", autoexec, spec.blend, "--python", SCRIPT]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, errors="replace")
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SpecError(f"cannot open {spec.blend} in Blender: {error}") from None
+    for line in result.stdout.splitlines():
+        if line.startswith(MARK):
+            facts = json.loads(line[len(MARK) :])
+            if facts.get("error"):
+                raise SpecError(f"Blender cannot open {spec.blend}: {facts['error']}")
+            return facts
+    tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+    raise SpecError(f"Blender could not inspect {spec.blend} (exit {result.returncode}): {tail}")
+
+
+def check_scene(spec: JobSpec, facts: dict) -> None:
+    """Raise SpecError (one line) for what must not be rendered."""
+    missing = facts.get("missing") or []
+    if missing and not spec.allow_missing:
+        shown = "; ".join(f"{item['kind']} {item['path']}" for item in missing[:SHOWN])
+        more = f" and {len(missing) - SHOWN} more" if len(missing) > SHOWN else ""
+        raise SpecError(
+            f"{len(missing)} file(s) the scene needs are missing: {shown}{more} "
+            "(fix the paths, or pass --allow-missing to render without them)"
+        )
+    if facts.get("camera") is False:
+        raise SpecError("the scene has no camera: add one or set the scene camera")
+    low, high = int(facts.get("min_frame", MIN_FRAME)), int(facts.get("max_frame", MAX_FRAME))
+    try:
+        if spec.frames:
+            frames = parse_frames(spec.frames)
+            check_bounds(frames[0], frames[-1], spec.frames, low, high)
+        else:
+            start, end = int(facts["frame_start"]), int(facts["frame_end"])
+            check_bounds(start, end, f"{start}-{end}", low, high)
+    except FrameSyntaxError as error:
+        raise SpecError(str(error)) from None
