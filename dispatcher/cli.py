@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from . import jobs
+from . import job_files, jobs
 from .devices import detect_gpus
 from .spec import DEVICE_TYPES, LAYOUTS, JobSpec, SpecError
 
@@ -221,7 +221,8 @@ def cmd_run_job(args) -> int:
 
 def cmd_status(args) -> int:
     job_dir = resolve_job(args.job)
-    status = jobs.read_status(job_dir)
+    jobs.load_spec(job_dir)
+    status = job_files.read_status(job_dir)
     if status is None:
         print(f"job {os.path.basename(job_dir)}: no status yet")
         return EXIT_OK
@@ -233,6 +234,11 @@ def cmd_status(args) -> int:
 
 def cmd_cancel(args) -> int:
     job_dir = resolve_job(args.job)
+    jobs.load_spec(job_dir)
+    state = (job_files.read_status(job_dir) or {}).get("state")
+    if state in jobs.TERMINAL_STATES and not jobs.is_running(job_dir):
+        print(f"job {os.path.basename(job_dir)} had already finished ({state}); nothing to cancel")
+        return EXIT_OK
     stopped = jobs.cancel_job(job_dir)
     print(f"job {os.path.basename(job_dir)}: {'cancelled' if stopped else 'still stopping'}")
     return EXIT_OK if stopped else EXIT_FAILED
@@ -396,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `status JOB | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush does not fail again
+        return EXIT_OK
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return EXIT_CANCELLED

@@ -213,7 +213,8 @@ class JobRun:
                 scene = json.load(handle)
         except (OSError, ValueError):
             return None
-        return scene if scene.get("blend_mtime") == os.path.getmtime(self.spec.blend) else None
+        fresh = isinstance(scene, dict) and scene.get("blend_mtime") == os.path.getmtime(self.spec.blend)
+        return scene if fresh else None  # a cache: damaged or stale means asking the worker again
 
     def _save_scene(self, scene: dict) -> None:
         scene["blend_mtime"] = os.path.getmtime(self.spec.blend)

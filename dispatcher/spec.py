@@ -103,6 +103,8 @@ class JobSpec:
             raise SpecError("cpu lanes must be 0 (automatic) or more")
         if self.samples is not None and self.samples < 1:
             raise SpecError("samples must be 1 or more")
+        if self.resolution is not None and len(self.resolution) != 2:
+            raise SpecError("resolution must be two numbers, width and height")
         if self.resolution is not None and not all(1 <= side <= MAX_RESOLUTION for side in self.resolution):
             raise SpecError(f"resolution sides must be 1 to {MAX_RESOLUTION} pixels")
         if not all(0 < value < math.inf for value in (self.hang_timeout, self.first_frame_timeout)):
@@ -152,8 +154,15 @@ def write_json_atomic(path: str, data) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=False, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=False, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:  # a full disk, an I/O error, Ctrl-C: never leave the temporary file behind
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass
+        raise
