@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .frame_queue import FrameQueue
+from .hang import silence_limit
 from .images import check_image
 from .lanes import Lane
 
@@ -163,9 +164,10 @@ class Supervisor:
             if run.state == BACKOFF and now >= run.backoff_until:
                 self._launch(run)
             elif run.state in (STARTING, RENDERING):
-                # A GPU lane's first frame may wait minutes for kernel compilation; nothing else may.
-                first_on_gpu = run.lane.is_gpu and not run.rendered_once
-                limit = self.config.first_frame_timeout if first_on_gpu else self.config.hang_timeout
+                # A GPU lane's first frame may wait for kernel compilation; engines that report little
+                # progress (Eevee, Workbench) are judged by the lane's own frame times (dispatcher/hang.py).
+                engine = (self.scene or {}).get("engine")
+                limit = silence_limit(run, self.config, engine, rendering=run.state == RENDERING)
                 if now - run.last_activity > limit:
                     what = f"frame {run.frame}" if run.state == RENDERING else "start-up"
                     self._lane_failed(run, f"no progress for {int(now - run.last_activity)} s during {what}")

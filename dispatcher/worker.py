@@ -24,7 +24,7 @@ import time
 
 MOVIE_FORMATS = {"FFMPEG", "AVI_JPEG", "AVI_RAW"}
 GPU_TYPES = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
-SAMPLE_RE = re.compile(r"Sample (\d+)/(\d+)")
+SAMPLE_RE = re.compile(r"Sample (\d+)/(\d+)|Rendering (\d+) / (\d+) samples")  # Cycles | Eevee
 KERNEL_RE = re.compile(r"(compil|load)\w* (render |gpu )?kernels?", re.IGNORECASE)
 
 
@@ -272,9 +272,10 @@ class Progress:
             self.last_sent = now
             return
         match = SAMPLE_RE.search(text)
-        if match and (now - self.last_sent >= self.interval or match[1] == match[2]):
+        if match and (now - self.last_sent >= self.interval or len(set(filter(None, match.groups()))) == 1):
             self.last_sent = now
-            self.channel.send("progress", frame=self.frame, sample=int(match[1]), samples=int(match[2]))
+            sample, samples = (int(value) for value in match.groups() if value is not None)
+            self.channel.send("progress", frame=self.frame, sample=sample, samples=samples)
 
 
 def fault(frame: int | None = None, path: str | None = None) -> bool:
@@ -410,6 +411,9 @@ def main() -> None:
     fault()
     progress = Progress(channel, args.progress_interval, gpu=args.device_type != "CPU")
     bpy.app.handlers.render_stats.append(progress)
+    # Every engine, Workbench and Eevee included, marks where Blender starts and ends rendering a frame.
+    bpy.app.handlers.render_pre.append(lambda *_: channel.send("frame_start", frame=progress.frame))
+    bpy.app.handlers.render_post.append(lambda *_: channel.send("frame_end", frame=progress.frame))
     channel.send(
         "ready",
         lane=args.lane,
