@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from . import jobs
 from .devices import DeviceReport, best_device_type, detect_gpus
+from .disk import output_problem
 from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
 from .images import check_image
@@ -205,6 +206,7 @@ class JobRun:
             clock=self.clock,
             on_scene=self._on_scene,
             on_frame=self._log_frame,
+            output_problem=lambda: output_problem(self.spec.output_dir),
         )
 
     def _cached_scene(self) -> dict | None:
@@ -327,6 +329,10 @@ class JobRun:
                 if self._disk_full():
                     state = "failed"
                     self.message = f"output disk is full ({self.spec.output_dir}); finished frames are kept"
+                    break
+                if self.supervisor.stopped_for:
+                    state = "failed"
+                    self.message = f"{self.supervisor.stopped_for}; finished frames are kept, fix it and resume"
                     break
                 now = self.clock()
                 if self.supervisor.changed or now - last_write > 2.0:

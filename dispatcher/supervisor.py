@@ -110,6 +110,7 @@ class Supervisor:
         wall_clock: Callable[[], float] = time.time,
         on_scene: Callable[[dict], None] | None = None,
         on_frame: Callable[[dict], None] | None = None,
+        output_problem: Callable[[], str | None] | None = None,
     ):
         self.runs = {lane.name: LaneRun(lane) for lane in lanes}
         self.frames = frames
@@ -124,6 +125,8 @@ class Supervisor:
         self.scene: dict | None = None
         self.changed = True
         self.fatal_errors: list[str] = []
+        self.output_problem = output_problem  # asked when a frame fails: is the disk, not the lane, at fault?
+        self.stopped_for: str | None = None  # set when disk trouble stops the job
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -353,7 +356,11 @@ class Supervisor:
         if problem:
             self._lane_failed(run, f"output not valid: {problem}")
             return
-        os.replace(temp_path, final_path)
+        try:
+            os.replace(temp_path, final_path)
+        except OSError as error:
+            self._lane_failed(run, f"cannot move the frame into place: {error.strerror or error}")
+            return
         now = self.clock()
         run.temp_path = None
         run.frames_done += 1
@@ -415,6 +422,10 @@ class Supervisor:
         """A crash, hang or bad frame: kill the worker (a GPU error can poison its state), requeue the
         frame, back off and restart clean, blocklist after N in a row."""
         frame = run.frame
+        problem = self.output_problem() if frame is not None and self.output_problem else None
+        if problem:
+            self._stop_for_disk(run, problem)
+            return
         if frame is not None:
             final = self.frames.fail(frame, run.lane.name, error)
             self.on_frame(
@@ -441,6 +452,15 @@ class Supervisor:
             delay = min(self.config.backoff_max, self.config.backoff_base * 2 ** (run.consecutive_failures - 1))
             run.state, run.backoff_until = BACKOFF, self.clock() + delay
             run.restarts += 1
+        self.changed = True
+
+    def _stop_for_disk(self, run: LaneRun, problem: str) -> None:
+        """The output cannot be written: the frame goes back unblamed, no lane is failed, the job stops."""
+        self.frames.release(run.frame)
+        self._kill(run)
+        run.frame, run.sample, run.samples, run.backup = None, None, None, False
+        run.state, run.last_error = STOPPED, problem
+        self.stopped_for = problem
         self.changed = True
 
     def _last_errors(self) -> str:
