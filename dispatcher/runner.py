@@ -11,9 +11,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import jobs
+from . import jobs, missing_marks
 from .devices import DeviceReport, best_device_type, detect_gpus
 from .disk import output_problem
+from .frame_files import frames_done_before, remove_temp_folders
 from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
 from .images import check_image
@@ -138,6 +139,7 @@ class JobRun:
         self.autotune_pending = False
         self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
+        self.missing_now: list[str] = []  # files the scene needs that are missing (rendered with --allow-missing)
 
     # -- set-up ----------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -240,6 +242,7 @@ class JobRun:
             self.message = str(error)
             self.cancel_requested.set()
             return
+        self.missing_now = [item["path"] for item in (scene.get("preflight") or {}).get("missing") or []]
         self.extension = IMAGE_FORMATS.get(self.spec.file_format) if self.spec.file_format else scene["file_extension"]
         if self.queue.planned:
             return
@@ -252,12 +255,15 @@ class JobRun:
             self.message = str(error)
             self.cancel_requested.set()
             return
-        self._plan(frames)
+        self._plan(frames, several_files=bool(scene.get("extra_outputs") or scene.get("stereo")))
 
-    def _plan(self, frames: list[int]) -> None:
+    def _plan(self, frames: list[int], several_files: bool = False) -> None:
         already = set()
-        if self.spec.overwrite == "skip":
+        if self.spec.overwrite == "skip" and several_files:
+            already = frames_done_before(frames, os.path.join(self.job_dir, "frames.jsonl"))
+        elif self.spec.overwrite == "skip":
             already = {frame for frame in frames if check_image(self._final(frame)) is None}
+        already -= missing_marks.stale_frames(self.spec.output_dir, self.missing_now)
         self.queue.plan(frames, already)
         for frame in sorted(already):
             self._log_frame({"frame": frame, "status": "skipped", "path": self._final(frame)})
@@ -309,6 +315,8 @@ class JobRun:
     def _log_frame(self, record: dict) -> None:
         self.frames_log.write(json.dumps(record) + "\n")
         self.frames_log.flush()
+        if record.get("status") == "done":  # remember frames rendered while files were missing
+            missing_marks.record(self.spec.output_dir, record["frame"], self.missing_now)
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -394,6 +402,7 @@ class JobRun:
             time.sleep(0.05)
         supervisor.shutdown()
         clean_stale_temps(self.spec.output_dir)
+        remove_temp_folders(self.spec.output_dir, (supervisor.scene or {}).get("output_folders") or [])
         close = getattr(self.factory, "close", None)
         if close:
             close()  # the Ray backend kills its actors and shuts down a Ray it started

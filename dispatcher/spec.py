@@ -17,6 +17,8 @@ MOVIE_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".ogv", ".mpg", ".m
 OVERWRITE_POLICIES = ("skip", "overwrite")
 SPEC_VERSION = 1
 MAX_RESOLUTION = 65536  # Blender's largest render side
+MAX_THREADS = 1024  # Blender's BLENDER_MAX_THREADS
+MAX_SAMPLES = 1 << 24  # Cycles' largest sample count
 
 
 class SpecError(ValueError):
@@ -97,12 +99,12 @@ class JobSpec:
                 raise SpecError(f"GPU {key}: device type {kind!r} is not a GPU backend ({', '.join(GPU_DEVICE_TYPES)})")
             if int(override.get("workers") or 1) < 1:
                 raise SpecError(f"GPU {key}: workers must be 1 or more")
-        if self.threads is not None and self.threads < 1:
-            raise SpecError("threads must be 1 or more")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise SpecError(f"threads must be 1 to {MAX_THREADS}")
         if self.cpu_lanes < 0:
             raise SpecError("cpu lanes must be 0 (automatic) or more")
-        if self.samples is not None and self.samples < 1:
-            raise SpecError("samples must be 1 or more")
+        if self.samples is not None and not 1 <= self.samples <= MAX_SAMPLES:
+            raise SpecError(f"samples must be 1 to {MAX_SAMPLES}")
         if self.resolution is not None and len(self.resolution) != 2:
             raise SpecError("resolution must be two numbers, width and height")
         if self.resolution is not None and not all(1 <= side <= MAX_RESOLUTION for side in self.resolution):

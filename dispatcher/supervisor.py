@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .frame_files import move_into_place
 from .frame_queue import FrameQueue
 from .hang import silence_limit
-from .images import check_image
 from .lanes import Lane
 
 STARTING, READY, RENDERING, BACKOFF, FAILED, STOPPED = "starting", "ready", "rendering", "backoff", "failed", "stopped"
@@ -201,12 +201,12 @@ class Supervisor:
             frame = self.frames.take(run.lane.name, others)
             if frame is None:
                 continue
-            temp_path, _final = self.paths(frame, run.lane.name)
+            temp_path, final = self.paths(frame, run.lane.name)
             run.state, run.frame, run.temp_path = RENDERING, frame, temp_path
             run.sample, run.samples, run.phase = None, None, None
             run.frame_sent_at, run.frame_sent_wall = self.clock(), self.wall_clock()
             run.last_activity = run.frame_sent_at
-            run.handle.send({"cmd": "render", "frame": frame, "path": temp_path})
+            run.handle.send({"cmd": "render", "frame": frame, "path": temp_path, "final": final})
             self.changed = True
 
     def _send_frame(self, run: LaneRun, frame: int, backup: bool = False) -> None:
@@ -215,7 +215,7 @@ class Supervisor:
         run.sample, run.samples, run.phase = None, None, None
         run.frame_sent_at, run.frame_sent_wall = self.clock(), self.wall_clock()
         run.last_activity = run.frame_sent_at
-        run.handle.send({"cmd": "render", "frame": frame, "path": temp_path})
+        run.handle.send({"cmd": "render", "frame": frame, "path": temp_path, "final": _final})
         self.changed = True
 
     def _back_up_slow_frame(self, run: LaneRun) -> bool:
@@ -352,14 +352,8 @@ class Supervisor:
             self._dispatch()
             return
         temp_path, final_path = self.paths(frame, run.lane.name)
-        problem = check_image(temp_path)
-        if problem:
-            self._lane_failed(run, f"output not valid: {problem}")
-            return
-        try:
-            os.replace(temp_path, final_path)
-        except OSError as error:
-            self._lane_failed(run, f"cannot move the frame into place: {error.strerror or error}")
+        files = message.get("files") or [[temp_path, final_path]]  # every file the frame made
+        if not move_into_place(files, lambda error: self._lane_failed(run, error)):
             return
         now = self.clock()
         run.temp_path = None
@@ -387,6 +381,7 @@ class Supervisor:
                 "attempt": self.frames.attempts.get(frame, 1),
                 "backup": run.backup,
                 "path": final_path,
+                "files": [final for _temporary, final in files] if message.get("files") else None,
             }
         )
         run.state, run.frame, run.sample, run.samples, run.backup = READY, None, None, None, False

@@ -313,25 +313,32 @@ def fault(frame: int | None = None, path: str | None = None) -> bool:
     return False
 
 
-def render_frame(bpy, scene, frame: int, path: str, progress: Progress) -> float:
+def render_frame(bpy, scene, frame: int, path: str, progress: Progress, outputs=None, final: str = ""):
+    """Render one frame; (seconds, [[temporary, final], ...] when it made more than one file, else None)."""
     progress.frame, progress.error = frame, None
     if fault(frame, path):
-        return 0.0
-    scene.frame_set(frame)
-    started = time.perf_counter()
-    result = bpy.ops.render.render(write_still=False, scene=scene.name)
-    seconds = time.perf_counter() - started
-    if progress.error:
-        raise RuntimeError(f"render error: {progress.error}")
-    if "FINISHED" not in result:
-        raise RuntimeError(f"render ended with {sorted(result)}")
+        return 0.0, None
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, exist_ok=True)
-    bpy.data.images["Render Result"].save_render(filepath=path, scene=scene)
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-    return seconds
+    started = time.perf_counter()
+    if outputs is not None and outputs.needed:  # File Output nodes, stereo views: Blender names them
+        files = outputs.render(bpy, scene, frame, path, final or path)
+    else:
+        scene.frame_set(frame)
+        result = bpy.ops.render.render(write_still=False, scene=scene.name)
+        if "FINISHED" not in result:
+            raise RuntimeError(f"render ended with {sorted(result)}")
+        files = None
+    seconds = time.perf_counter() - started
+    if progress.error:
+        raise RuntimeError(f"render error: {progress.error}")
+    if files is None:
+        bpy.data.images["Render Result"].save_render(filepath=path, scene=scene)
+    for written in [path] if files is None else [temporary for temporary, _final in files]:
+        with open(written, "rb") as handle:
+            os.fsync(handle.fileno())
+    return seconds, files
 
 
 def watch_stdin(commands: list, ready: threading.Event) -> None:
@@ -348,7 +355,7 @@ def watch_stdin(commands: list, ready: threading.Event) -> None:
     os._exit(0 if commands and commands[-1].get("cmd") == "quit" else 6)
 
 
-def serve(bpy, scene, channel: Channel, progress: Progress) -> None:
+def serve(bpy, scene, channel: Channel, progress: Progress, outputs=None) -> None:
     commands: list[dict] = []
     arrived = threading.Event()
     threading.Thread(target=watch_stdin, args=(commands, arrived), daemon=True).start()
@@ -366,13 +373,13 @@ def serve(bpy, scene, channel: Channel, progress: Progress) -> None:
             received_at = time.time()
             channel.send("started", frame=frame)
             try:
-                seconds = render_frame(bpy, scene, frame, path, progress)
+                seconds, files = render_frame(bpy, scene, frame, path, progress, outputs, command.get("final", ""))
             except Exception as error:  # report, stay alive for the next frame
                 channel.send("frame_error", frame=frame, error=one_line(error))
                 continue
             finished_at = time.time()
             channel.send("done", frame=frame, path=path, seconds=round(seconds, 4), received_at=received_at,
-                         finished_at=finished_at)  # fmt: skip
+                         finished_at=finished_at, files=files)  # fmt: skip
 
 
 def sibling(name: str):
@@ -405,6 +412,8 @@ def main() -> None:
         devices, note = configure_devices(bpy, scene, args)
         facts = scene_facts(bpy, scene)
         facts["preflight"] = sibling("preflight_scene").collect(bpy)  # external files, frame limits
+        outputs = sibling("frame_outputs").FrameOutputs(bpy, scene, args.lane)
+        facts.update(outputs.facts())
     except Exception as error:
         channel.send("fatal", error=one_line(error))
         os._exit(3)
@@ -426,7 +435,7 @@ def main() -> None:
         node=socket.gethostname(),
         **settings,
     )
-    serve(bpy, scene, channel, progress)
+    serve(bpy, scene, channel, progress, outputs)
 
 
 if __name__ == "__main__":

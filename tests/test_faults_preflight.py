@@ -93,3 +93,22 @@ def test_preflight_lists_files_through_blender(linking_scene, tmp_path):
     assert {str(tmp_path / "library.blend"), str(tmp_path / "textures" / "wood.png")} <= set(facts["files"])
     assert facts["missing"] == [] and facts["camera"] is True
     assert (facts["min_frame"], facts["max_frame"]) == (-1048574, 1048574)
+
+
+def test_frames_rendered_without_a_file_are_rendered_again_once_it_is_back(linking_scene, tmp_path):
+    wood = tmp_path / "textures" / "wood.png"
+    wood.rename(tmp_path / "wood-aside.png")
+    out = tmp_path / "out"
+    args = ["-o", str(out), "--cpu-lanes", "1", "--frames", "1-2", "--quiet"]
+    first = run_cli("render", str(linking_scene), *args, "--job-dir", str(tmp_path / "job1"), "--allow-missing")
+    assert first.returncode == 0, first.stderr
+    assert json.loads((out / ".grf-rendered-with-missing.json").read_text())["frames"] == [1, 2]
+    again = run_cli("render", str(linking_scene), *args, "--job-dir", str(tmp_path / "job2"), "--allow-missing")
+    skipped = [json.loads(line)["status"] for line in open(tmp_path / "job2" / "frames.jsonl", encoding="utf-8")]
+    assert again.returncode == 0 and skipped == ["skipped", "skipped"]  # the same file is still missing
+    (tmp_path / "wood-aside.png").rename(wood)  # the texture is back: the wrong frames must not be kept
+    fixed = run_cli("render", str(linking_scene), *args, "--job-dir", str(tmp_path / "job3"))
+    assert fixed.returncode == 0, fixed.stderr
+    records = [json.loads(line) for line in open(tmp_path / "job3" / "frames.jsonl", encoding="utf-8")]
+    assert sorted(record["frame"] for record in records if record["status"] == "done") == [1, 2]
+    assert not (out / ".grf-rendered-with-missing.json").exists()
