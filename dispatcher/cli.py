@@ -185,8 +185,8 @@ def cmd_render(args) -> int:
 
         check_ray()
     from .lanes import plan_lanes
-    from .preflight import check_scene, inspect_scene
     from .runner import preflight
+    from .scene_check import check_scene, inspect_scene
 
     device_type, report, program = preflight(spec)
     if spec.backend == "local":

@@ -19,8 +19,8 @@ from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
 from .images import check_image
 from .lanes import Lane, plan_lanes
-from .preflight import check_scene
 from .process import LocalFactory, default_program, worker_command
+from .scene_check import check_scene
 from .spec import IMAGE_FORMATS, JobSpec, SpecError, write_json_atomic
 from .supervisor import Supervisor, SupervisorConfig
 
@@ -140,6 +140,7 @@ class JobRun:
         self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
         self.missing_now: list[str] = []  # files the scene needs that are missing (rendered with --allow-missing)
+        self.missing_refused: list[str] = []  # ...that stopped the job (the panel offers "Render Anyway")
 
     # -- set-up ----------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -240,6 +241,8 @@ class JobRun:
             check_scene(self.spec, scene.get("preflight") or {"camera": scene.get("camera")})
         except SpecError as error:  # missing files, no camera, frames Blender cannot render
             self.message = str(error)
+            missing = (scene.get("preflight") or {}).get("missing") or []
+            self.missing_refused = [item["path"] for item in missing] if not self.spec.allow_missing else []
             self.cancel_requested.set()
             return
         self.missing_now = [item["path"] for item in (scene.get("preflight") or {}).get("missing") or []]
@@ -430,6 +433,7 @@ class JobRun:
             "failed_frames": {str(frame): error for frame, error in sorted(self.queue.failed.items())},
             "lanes": [run.to_status() for run in supervisor.runs.values()] if supervisor else [],
             "message": self.message,
+            "missing_files": self.missing_refused or None,
             "video": extra.get("video"),
         }
         if extra.get("finished"):

@@ -30,6 +30,11 @@ class GRF_OT_render_all(bpy.types.Operator):
     bl_label = "Render on All GPUs"
     bl_options = {"REGISTER"}
 
+    allow_missing: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Render Anyway", description="Render even though files the scene needs are missing",
+        default=False, options={"SKIP_SAVE"},
+    )
+
     @classmethod
     def poll(cls, context):
         return context.scene is not None
@@ -51,6 +56,7 @@ class GRF_OT_render_all(bpy.types.Operator):
         except PlanError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
+        plan.spec.allow_missing = self.allow_missing
         for message in plan.warnings:
             self.report({"WARNING"}, message)
         for message in plan.notes:

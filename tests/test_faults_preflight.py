@@ -86,7 +86,7 @@ def test_a_library_lost_after_the_job_was_made_stops_it_before_any_frame(linking
 
 
 def test_preflight_lists_files_through_blender(linking_scene, tmp_path):
-    from dispatcher.preflight import inspect_scene
+    from dispatcher.scene_check import inspect_scene
 
     spec = JobSpec(blend=str(linking_scene), output_dir=str(tmp_path / "out"))
     facts = inspect_scene(spec, sys.executable)

@@ -59,6 +59,18 @@ def draw_failed(layout, failed: dict) -> None:
         col.label(text=str(first)[:200])
 
 
+def draw_missing(layout, missing: list) -> None:
+    """The pre-flight refused: name the missing files and offer to render without them."""
+    warning = layout.box()
+    warning.alert = True
+    warning.label(text=f"{len(missing)} file(s) the scene needs are missing:", icon="ERROR")
+    for path in missing[:5]:
+        warning.label(text=str(path), icon="BLANK1")
+    if len(missing) > 5:
+        warning.label(text=f"and {len(missing) - 5} more", icon="BLANK1")
+    warning.operator("grf.render_all", text="Render Anyway", icon="RENDER_ANIMATION").allow_missing = True
+
+
 def draw_job(layout, job_dir: str, status: dict | None) -> None:
     """The job box; `status` is what `jobs.read_status` returned (None before the first write)."""
     box = layout.box()
@@ -85,7 +97,9 @@ def draw_job(layout, job_dir: str, status: dict | None) -> None:
         draw_failed(box, status["failed_frames"])
     if monitor.stalled(job_dir):
         box.label(text="The render stopped unexpectedly: press Resume to finish it", icon="ERROR")
-    if status.get("message"):
+    if status.get("missing_files"):
+        draw_missing(box, status["missing_files"])
+    elif status.get("message"):
         box.label(text=status["message"], icon="INFO")
     if monitor.encode_errors.get(job_dir):
         box.label(text=f"Video encoding failed: {monitor.encode_errors[job_dir]}", icon="ERROR")

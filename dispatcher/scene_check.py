@@ -1,4 +1,4 @@
-"""Pre-flight of the scene: refuse missing external files, a missing camera and frames Blender cannot render.
+"""Pre-flight of the scene: refuse missing external files, a missing camera, frames Blender cannot render.
 
 Two places ask the same questions. The ``render`` command runs ``preflight_scene.py`` in Blender once
 before it creates a job folder (about as long as a worker takes to open the file), so bad input is one
