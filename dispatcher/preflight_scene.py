@@ -46,7 +46,7 @@ def owned_files(bpy) -> list[tuple[str, str, str]]:
     def add(kind, block, path):
         if path and not getattr(block, "packed_file", None) and not path.startswith("<"):
             library = getattr(block, "library", None)
-            found.append((kind, block.name, bpy.path.abspath(path, library=library)))
+            found.append((kind, block.name, os.path.normpath(bpy.path.abspath(path, library=library))))
 
     for library in bpy.data.libraries:
         add("linked library", library, library.filepath)
