@@ -245,7 +245,15 @@ def cmd_cancel(args) -> int:
 
 
 def cmd_resume(args) -> int:
+    from .process import default_program
+    from .scene_check import check_scene, inspect_scene
+
     job_dir = resolve_job(args.job)
+    jobs.prepare_resume(job_dir)
+    spec = jobs.load_spec(job_dir)
+    program = spec.blender or default_program()
+    if program and os.path.exists(spec.blend):  # a file that is gone is named by the job itself
+        check_scene(spec, inspect_scene(spec, program))  # a library lost since the job was made: exit 2
     if args.detach:
         pid = jobs.resume_job(job_dir)
         print(f"job {os.path.basename(job_dir)} resumed in the background (pid {pid})")

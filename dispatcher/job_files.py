@@ -14,6 +14,7 @@ import typing
 
 from .spec import JobSpec, SpecError
 
+MAX_BYTES = 64 * 2**20  # a job file is a few KiB; a huge one is damage, not something to load
 NUMBER = (int, float)
 # What the commands read from status.json: containers must be what they are; a value may be null.
 STATUS_FIELDS = {"state": str, "phase": str, "job_id": str, "message": str, "elapsed": NUMBER,
@@ -27,7 +28,10 @@ def read_json_object(path: str, what: str) -> dict:
     """The JSON object in ``path``; SpecError naming ``what`` when it is unreadable or not an object."""
     try:
         with open(path, "rb") as handle:
-            data = json.loads(handle.read().decode("utf-8"))
+            raw = handle.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise SpecError(f"{what} is damaged: larger than {MAX_BYTES // 2**20} MiB")
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise SpecError(f"{what} is damaged: not UTF-8 text") from None
     except json.JSONDecodeError as error:

@@ -112,3 +112,15 @@ def test_frames_rendered_without_a_file_are_rendered_again_once_it_is_back(linki
     records = [json.loads(line) for line in open(tmp_path / "job3" / "frames.jsonl", encoding="utf-8")]
     assert sorted(record["frame"] for record in records if record["status"] == "done") == [1, 2]
     assert not (out / ".grf-rendered-with-missing.json").exists()
+
+
+def test_resume_after_a_library_was_lost_is_one_line_exit_2(linking_scene, tmp_path):
+    spec = JobSpec(blend=str(linking_scene), output_dir=str(tmp_path / "out"), device_type="CPU", frames="1")
+    job = jobs.create_job(spec, job_dir=str(tmp_path / "job"))
+    (tmp_path / "library.blend").unlink()
+    for detach in ([], ["--detach"]):
+        result = run_cli("resume", job, *detach, timeout=120)
+        assert result.returncode == cli.EXIT_BAD_INPUT, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "missing" in lines[0] and "library.blend" in lines[0]
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
