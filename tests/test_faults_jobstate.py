@@ -126,3 +126,20 @@ def test_full_disk_for_the_job_folder_is_one_line_and_leaves_nothing(tiny_blend,
     assert err.strip() == f"error: cannot write job folder {job}: No space left on device"
     assert not job.exists()
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_encode_of_a_damaged_frame_log_is_one_line_and_a_cut_last_line_is_fine(finished_job, tmp_path, capsys):
+    job = str(tmp_path / "job")
+    shutil.copytree(finished_job, job)
+    log = os.path.join(job, "frames.jsonl")
+    lines = open(log, encoding="utf-8").read().splitlines()
+    with open(log, "w", encoding="utf-8") as handle:
+        handle.write("\n".join([lines[0], '["not", "a", "record"]', *lines[1:]]) + "\n")
+    before = snapshot(job)
+    assert cli.main(["encode", job, "--out", str(tmp_path / "a.mp4")]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {log} is damaged at line 2: not a frame record" and snapshot(job) == before
+    with open(log, "w", encoding="utf-8") as handle:  # a crash mid-write leaves half a last line: not damage
+        handle.write("\n".join(lines) + '\n{"frame": 3, "sta')
+    assert cli.main(["encode", job, "--out", str(tmp_path / "b.mp4")]) == cli.EXIT_OK
+    assert os.path.getsize(tmp_path / "b.mp4") > 0 and not os.path.exists(tmp_path / "a.mp4")
