@@ -73,6 +73,23 @@ def owned_files(bpy) -> list[tuple[str, str, str]]:
     return found
 
 
+def output_folders(bpy, scene) -> list[str]:
+    """Folders the compositor's File Output nodes write to (they must be writable like the output folder)."""
+    tree = getattr(scene, "compositing_node_group", None) or getattr(scene, "node_tree", None)
+    if tree is None or not scene.render.use_compositing:
+        return []
+    folders, trees, seen = set(), [tree], set()
+    while trees:
+        current = trees.pop()
+        for node in current.nodes:
+            if node.bl_idname == "CompositorNodeOutputFile" and not node.mute:
+                folders.add(os.path.normpath(bpy.path.abspath(node.directory)))
+            elif getattr(node, "node_tree", None) is not None and node.node_tree.name not in seen:
+                seen.add(node.node_tree.name)
+                trees.append(node.node_tree)
+    return sorted(folders)
+
+
 def collect(bpy) -> dict:
     scene = bpy.context.scene
     files = {path: (kind, name) for kind, name, path in owned_files(bpy)}
@@ -91,6 +108,7 @@ def collect(bpy) -> dict:
         "min_frame": int(current.hard_min),
         "max_frame": int(current.hard_max),
         "camera": scene.camera is not None,
+        "output_folders": output_folders(bpy, scene),
         "engine": scene.render.engine,
         "file_format": scene.render.image_settings.file_format,
     }

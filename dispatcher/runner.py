@@ -209,8 +209,17 @@ class JobRun:
             clock=self.clock,
             on_scene=self._on_scene,
             on_frame=self._log_frame,
-            output_problem=lambda: output_problem(self.spec.output_dir),
+            output_problem=self._output_problem,
         )
+
+    def _output_problem(self) -> str | None:
+        """The output folder, then each folder File Output nodes write to: can frames be written?"""
+        folders = (self.supervisor.scene or {}).get("output_folders") or [] if self.supervisor else []
+        for folder in [self.spec.output_dir, *folders]:
+            problem = output_problem(folder)
+            if problem:
+                return problem
+        return None
 
     def _cached_scene(self) -> dict | None:
         try:

@@ -65,3 +65,19 @@ def check_scene(spec: JobSpec, facts: dict) -> None:
             check_bounds(start, end, f"{start}-{end}", low, high)
     except FrameSyntaxError as error:
         raise SpecError(str(error)) from None
+    for folder in facts.get("output_folders") or []:  # where File Output nodes write
+        problem = _folder_problem(folder)
+        if problem:
+            raise SpecError(f"a compositor File Output node writes to {folder}, which {problem}")
+
+
+def _folder_problem(folder: str) -> str | None:
+    """Create the folder as Blender would; why frames cannot be written there, or None."""
+    from .disk import MIN_FREE_BYTES, output_problem
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        return f"cannot be created: {error.strerror or error}"
+    problem = output_problem(folder, MIN_FREE_BYTES)
+    return problem.split(": ", 1)[-1] if problem else None

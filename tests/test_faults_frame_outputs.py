@@ -13,7 +13,7 @@ from dispatcher.frame_files import move_into_place
 from dispatcher.images import check_image
 
 EXTRA_OUTPUTS = """
-import sys, bpy
+import os, sys, bpy
 source, out, stereo = sys.argv[1], sys.argv[2], sys.argv[3] == "stereo"
 bpy.ops.wm.open_mainfile(filepath=source)
 scene = bpy.context.scene
@@ -23,7 +23,7 @@ layers = tree.nodes.new("CompositorNodeRLayers")
 tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
 tree.links.new(layers.outputs["Image"], tree.nodes.new("NodeGroupOutput").inputs[0])
 extra = tree.nodes.new("CompositorNodeOutputFile")
-extra.directory, extra.file_name = "//extra/", "extra_"
+extra.directory, extra.file_name = os.environ.get("EXTRA_DIR", "//extra/"), "extra_"
 extra.format.media_type, extra.format.file_format = "IMAGE", "OPEN_EXR"
 extra.file_output_items.new("RGBA", "Image")
 tree.links.new(layers.outputs["Image"], extra.inputs[0])
@@ -38,11 +38,12 @@ if len(sys.argv) > 4:  # Blender's own animation render, for the names it gives
 """
 
 
-def build(tiny_blend, folder, stereo=False, reference=None):
+def build(tiny_blend, folder, stereo=False, reference=None, extra_dir="//extra/"):
     folder.mkdir(parents=True, exist_ok=True)
     blend = folder / "shot.blend"
     args = [str(tiny_blend), str(blend), "stereo" if stereo else "mono", *([str(reference)] if reference else [])]
-    subprocess.run([sys.executable, "-c", EXTRA_OUTPUTS, *args], check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-c", EXTRA_OUTPUTS, *args], check=True, capture_output=True, timeout=300,
+                   env={**os.environ, "EXTRA_DIR": extra_dir})  # fmt: skip
     return blend
 
 
@@ -83,6 +84,16 @@ def test_a_frame_missing_one_of_its_files_is_rendered_again_on_resume(tiny_blend
     assert [(record["frame"], record["status"]) for record in records[-2:]] == [(1, "skipped"), (2, "done")]
     assert check_image(str(tmp_path / "farm" / "extra" / "extra_Image0002.exr")) is None
     assert (out / "frame_0001.png").stat().st_mtime_ns == kept
+
+
+def test_a_file_output_node_writing_where_nothing_can_be_written_is_refused_before_the_start(tiny_blend, tmp_path):
+    target = "/sys/grf-extra" if os.geteuid() == 0 else "/proc/grf-extra"  # cannot be created, even by root
+    farm = build(tiny_blend, tmp_path / "farm", extra_dir=target)
+    result = run_cli("render", str(farm), "-o", str(tmp_path / "out"), "--job-dir", str(tmp_path / "job"),
+                     "--frames", "1", "--cpu-lanes", "1", timeout=300)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: a compositor File Output node writes to {target}, which cannot be created")
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "job").exists()
 
 
 def test_no_file_of_a_frame_is_renamed_unless_every_one_decodes(tmp_path):
