@@ -59,6 +59,9 @@ def load_spec(job_dir: str) -> JobSpec:
     for required in ("blend", "output_dir"):
         if required not in data:
             raise SpecError(f"{what} is damaged: no {required}")
+    for name in ("blend", "output_dir"):  # the job may run from another folder: relative paths would move
+        if isinstance(data[name], str) and not os.path.isabs(data[name]):
+            raise SpecError(f"{what} is damaged: {name} {data[name]!r} is not an absolute path")
     try:
         spec = JobSpec.from_dict(data)
         return spec.validate()

@@ -115,6 +115,9 @@ class JobSpec:
             raise SpecError("video frame rate must be between 0 and 1000")
         if not self.file_pattern.strip() or "\x00" in self.file_pattern or self.file_pattern in (".", ".."):
             raise SpecError(f"file pattern {self.file_pattern!r} is not a usable file name")
+        if self.job_id and (os.path.basename(self.job_id) != self.job_id or self.job_id in (".", "..")
+                            or "\x00" in self.job_id):  # fmt: skip
+            raise SpecError(f"job id {self.job_id!r} is not a plain name (it names the video file)")
         if self.backend not in ("local", "ray"):
             raise SpecError(f"unknown backend {self.backend!r} (local or ray)")
         return self

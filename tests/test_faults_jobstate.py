@@ -27,6 +27,8 @@ DAMAGE = {
     "spec-timeout-nan": ("spec.json", {"hang_timeout": float("nan")}),
     "spec-no-blend": ("spec.json", {"blend": None}),
     "spec-per-gpu-a-list": ("spec.json", {"per_gpu": {"0": [1]}}),
+    "spec-job-id-a-path": ("spec.json", {"job_id": "../../elsewhere/x"}),  # the video is named after it
+    "spec-relative-output": ("spec.json", {"output_dir": "render/shot"}),
     "status-not-utf8": ("status.json", b"\x80\x81\x82"),
     "status-cut-short": ("status.json", None),
     "status-a-string": ("status.json", b'"done"'),
