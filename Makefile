@@ -20,6 +20,7 @@ demo: venv
 
 lint: venv
 	$(PY) -m ruff check .
+	$(PY) -m mypy dispatcher
 
 test: venv lint
 	$(PY) -m pytest -m "not slow" -q
@@ -40,4 +41,4 @@ ray: venv
 	$(PY) -m pip install -q -e ".[ray]"
 
 clean:
-	rm -rf build dist demo_out bench_out .pytest_cache .ruff_cache
+	rm -rf build dist demo_out bench_out .pytest_cache .ruff_cache .mypy_cache

@@ -14,13 +14,14 @@ import time
 import bpy
 from bpy.app.handlers import persistent
 
+from .dispatcher.status import ACTIVE_STATES, JobStatus
+
 INTERVAL = 1.0
 LAUNCH_GRACE = 30.0  # seconds a launched job may take to write its pid
-ACTIVE_STATES = ("starting", "running")
 
 devices = None  # DeviceReport from the last explicit refresh
 cycles_devices: list[tuple[str, str]] = []  # (name, type) when NVML has no GPU
-_status: dict[str, tuple[tuple, dict | None]] = {}  # job dir -> (file signature, status)
+_status: dict[str, tuple[tuple, JobStatus | None]] = {}  # job dir -> (file signature, status)
 _encodes: dict[str, threading.Thread] = {}
 encode_errors: dict[str, str] = {}  # job dir -> why the last encode failed
 redraws = 0  # how many times a change triggered a redraw (tests read it)
@@ -46,10 +47,10 @@ def _signature(job_dir: str) -> tuple:
 
 def _output_dir(job_dir: str) -> str | None:
     cached = _status.get(job_dir)
-    return (cached[1] or {}).get("output_dir") if cached else None
+    return cached[1].output_dir if cached and cached[1] else None
 
 
-def status(job_dir: str) -> dict | None:
+def status(job_dir: str) -> JobStatus | None:
     """The job's last known status (read once if never read); None when there is none yet."""
     if not job_dir:
         return None
@@ -78,7 +79,7 @@ def is_active(job_dir: str) -> bool:
     if encoding(job_dir):
         return True
     current = status(job_dir)
-    if current is not None and current.get("state") not in ACTIVE_STATES:
+    if current is not None and current.state not in ACTIVE_STATES:
         return False
     if jobs.is_running(job_dir):
         return True
@@ -91,7 +92,7 @@ def is_active(job_dir: str) -> bool:
 def stalled(job_dir: str) -> bool:
     """The status says running but no dispatcher is alive (killed, machine rebooted)."""
     current = status(job_dir)
-    return bool(current) and current.get("state") in ACTIVE_STATES and not is_active(job_dir)
+    return current is not None and current.state in ACTIVE_STATES and not is_active(job_dir)
 
 
 def attached_jobs() -> list[str]:

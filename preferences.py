@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 
 import bpy
@@ -124,9 +123,9 @@ def get_preferences(context=None) -> GpuRenderFarmPreferences:
 
 def worker_program(prefs) -> str:
     """The program that runs workers: the preference, else this Blender, else this Python (bpy module)."""
-    if prefs.blender_binary:
-        return bpy.path.abspath(prefs.blender_binary)
-    return bpy.app.binary_path or sys.executable
+    from .planning import worker_program as program
+
+    return program(prefs, bpy.data.filepath, bpy.app.binary_path)
 
 
 def jobs_root(prefs) -> str:
@@ -139,28 +138,6 @@ def jobs_root(prefs) -> str:
         from .dispatcher import jobs
 
         return jobs.default_jobs_root()
-
-
-def device_used(prefs, key: str) -> bool:
-    """Whether the card with this key is ticked; cards not in the mapping yet are used."""
-    for device in prefs.devices:
-        if device.key == key:
-            return device.use
-    return True
-
-
-def per_gpu_overrides(prefs) -> dict:
-    """The cards whose device type or worker count differs from the defaults, for JobSpec.per_gpu."""
-    overrides = {}
-    for device in prefs.devices:
-        override = {}
-        if getattr(device, "device_type", "INHERIT") != "INHERIT":
-            override["device_type"] = device.device_type
-        if getattr(device, "workers", 0):
-            override["workers"] = device.workers
-        if override:
-            overrides[device.key] = override
-    return overrides
 
 
 def sync_devices(prefs, gpus) -> None:

@@ -22,6 +22,9 @@ own choice was measured within 5 % of it.
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from .lanes import default_cpu_lanes
 
 # Memory model (MB). estimated_vram_mb comes from the worker's --inspect when it knows better.
 GPU_BASE_MB = 600  # CUDA context, OptiX pipeline and kernels, film buffers of a small frame
@@ -118,7 +121,7 @@ def _cpu_choice(scene_info: dict, cpu: dict) -> dict:
     frames = max(1, frame_count(scene_info))
     # Cycles' CPU path tracing uses every thread well; the serial part (sync, BVH build, write) does not.
     # Several lanes with their own threads overlap those serial parts; 4+ cores per lane keeps tiles fed.
-    lanes = max(1, min(4, cores // 4)) if cores >= 8 else 1
+    lanes = default_cpu_lanes(cores)
     host = _host_workers(scene_info, cpu)
     if host is not None:
         lanes = min(lanes, host)
@@ -269,11 +272,12 @@ def candidates(scene_info: dict, gpus: list, cpu: dict) -> list[dict]:
         return [first]
     options = [first]
     count = len(gpus)
-    for config in (
+    candidates: list[dict[str, Any]] = [
         {"layout": "per-card", "workers_per_gpu": 1, "gpus_per_worker": 1, "persistent_data": True},
         {"layout": "per-card", "workers_per_gpu": 2, "gpus_per_worker": 1, "persistent_data": False},
         {"layout": "combined", "workers_per_gpu": 1, "gpus_per_worker": count, "persistent_data": True},
-    ):
+    ]
+    for config in candidates:
         key = config_key(**config)
         if any(option["key"] == key for option in options) or not _feasible(config, scene_info, gpus, cpu):
             continue

@@ -7,11 +7,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 from . import job_files, jobs
 from .devices import detect_gpus
 from .spec import DEVICE_TYPES, LAYOUTS, JobSpec, SpecError
+from .status_text import ProgressPrinter, status_table
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -209,10 +209,10 @@ def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False, 
     status = run_job(job_dir, on_status=printer, report=report)
     printer.close()
     if as_json:
-        print(json.dumps(status, indent=1))
+        print(json.dumps(status.to_json(), indent=1))
     elif not quiet:
-        print(summary_table(status))
-    return {"done": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(status["state"], EXIT_FAILED)
+        print(status_table(status))
+    return {"done": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(status.state, EXIT_FAILED)
 
 
 def cmd_run_job(args) -> int:
@@ -226,17 +226,18 @@ def cmd_status(args) -> int:
     if status is None:
         print(f"job {os.path.basename(job_dir)}: no status yet")
         return EXIT_OK
-    if status.get("state") not in jobs.TERMINAL_STATES and not jobs.is_running(job_dir):
-        status["state"], status["phase"] = "stopped", "dispatcher not running (resume to continue)"
-    print(json.dumps(status, indent=1) if args.json else summary_table(status))
+    if not status.is_terminal and not jobs.is_running(job_dir):
+        status.state, status.phase = "stopped", "dispatcher not running (resume to continue)"
+    print(json.dumps(status.to_json(), indent=1) if args.json else status_table(status))
     return EXIT_OK
 
 
 def cmd_cancel(args) -> int:
     job_dir = resolve_job(args.job)
     jobs.load_spec(job_dir)
-    state = (job_files.read_status(job_dir) or {}).get("state")
-    if state in jobs.TERMINAL_STATES and not jobs.is_running(job_dir):
+    status = job_files.read_status(job_dir)
+    state = status.state if status else None
+    if status is not None and status.is_terminal and not jobs.is_running(job_dir):
         print(f"job {os.path.basename(job_dir)} had already finished ({state}); nothing to cancel")
         return EXIT_OK
     stopped = jobs.cancel_job(job_dir)
@@ -271,7 +272,8 @@ def cmd_encode(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .process import default_program, is_python_program
+    from .blender_scripts import DEMO_SCENE
+    from .process import blender_command, default_program
 
     program = default_program()
     if not program:
@@ -279,12 +281,8 @@ def cmd_demo(args) -> int:
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     blend = os.path.join(out, "demo.blend")
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_scene.py")
     build_args = ["--out", blend, "--frames", str(args.frames), "--size", args.size, "--samples", str(args.samples)]
-    if is_python_program(program):
-        argv = [program, script, *build_args]
-    else:
-        argv = [program, "-b", "--factory-startup", "--python", script, "--", *build_args]
+    argv = blender_command(program, DEMO_SCENE, build_args)
     print(f"building demo scene {blend} ...")
     subprocess.run(argv, check=True, capture_output=True)
     report = detect_gpus()
@@ -293,101 +291,10 @@ def cmd_demo(args) -> int:
     spec = JobSpec(blend=blend, output_dir=os.path.join(out, "frames"), video=True, job_id="demo").validate()
     job_dir = jobs.create_job(spec, job_dir=os.path.join(out, "job"))
     code = run_in_foreground(job_dir)
-    status = jobs.read_status(job_dir) or {}
-    if status.get("video"):
-        print(f"video: {status['video']}")
+    status = jobs.read_status(job_dir)
+    if status and status.video:
+        print(f"video: {status.video}")
     return code
-
-
-# -- output ---------------------------------------------------------------------------------------
-def _rate(frames: int, seconds: float | None) -> str:
-    return f"{60.0 * frames / seconds:.1f}" if seconds and frames else "-"
-
-
-def summary_table(status: dict) -> str:
-    frames = status.get("frames", {})
-    elapsed = status.get("elapsed") or 0.0
-    lines = [
-        f"job {status.get('job_id')}: {status.get('state')} ({status.get('phase')})",
-        f"{'lane':<12} {'device':<34} {'state':<10} {'frames':>6} {'s/frame':>8} {'frames/min':>10}",
-    ]
-    for lane in status.get("lanes", []):
-        spf = lane.get("seconds_per_frame")
-        state = "blocklist" if lane.get("blocklisted") else lane.get("state", "")
-        lines.append(
-            f"{lane['name']:<12} {lane.get('device', '')[:34]:<34} {state:<10} {lane.get('frames_done', 0):>6} "
-            f"{(f'{spf:.2f}' if spf else '-'):>8} {(f'{60.0 / spf:.1f}' if spf else '-'):>10}"
-        )
-        if lane.get("last_error"):
-            lines.append(f"{'':<12} last error: {lane['last_error']}")
-    rendered = frames.get("rendered", frames.get("done", 0))
-    lines.append(
-        f"frames: {frames.get('done', 0)}/{frames.get('total', 0)} done ({rendered} rendered, "
-        f"{frames.get('skipped', 0)} skipped, {frames.get('failed', 0)} failed); wall {elapsed:.1f} s; "
-        f"{_rate(rendered, elapsed)} frames/min"
-    )
-    for frame, error in list(status.get("failed_frames", {}).items())[:10]:
-        lines.append(f"failed frame {frame}: {error}")
-    if status.get("message"):
-        lines.append(status["message"])
-    return "\n".join(lines)
-
-
-class ProgressPrinter:
-    """Live progress: a redrawn block on a terminal, one line per finished frame otherwise."""
-
-    def __init__(self, enabled: bool = True, stream=None):
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.drawn = 0
-        self.last_done = -1
-        self.last_draw = 0.0
-
-    def __call__(self, status: dict) -> None:
-        if not self.enabled:
-            return
-        frames = status.get("frames", {})
-        if self.tty:
-            if time.monotonic() - self.last_draw < 0.2 and status.get("state") == "running":
-                return
-            self.last_draw = time.monotonic()
-            block = self._block(status)
-            if self.drawn:
-                self.stream.write(f"\x1b[{self.drawn}F\x1b[J")
-            self.stream.write("\n".join(block) + "\n")
-            self.drawn = len(block)
-        elif frames.get("done", 0) != self.last_done:
-            self.last_done = frames.get("done", 0)
-            eta = status.get("eta_seconds")
-            self.stream.write(
-                f"[{status.get('phase')}] {frames.get('done', 0)}/{frames.get('total', 0)} frames"
-                f"{f', ETA {eta:.0f} s' if eta else ''}\n"
-            )
-        self.stream.flush()
-
-    def _block(self, status: dict) -> list[str]:
-        frames = status.get("frames", {})
-        eta = status.get("eta_seconds")
-        lines = [
-            f"{status.get('phase')}: {frames.get('done', 0)}/{frames.get('total', 0)} frames, "
-            f"{frames.get('failed', 0)} failed, {status.get('elapsed', 0):.0f} s"
-            + (f", ETA {eta:.0f} s" if eta else "")
-        ]
-        for lane in status.get("lanes", []):
-            samples = lane.get("samples")
-            fraction = (lane.get("sample") or 0) / samples if samples else 0.0
-            bar = "#" * int(20 * fraction) + "-" * (20 - int(20 * fraction))
-            frame = lane.get("frame")
-            lines.append(
-                f"  {lane['name']:<10} {lane.get('state', ''):<9} "
-                f"{f'frame {frame}' if frame is not None else '':<11} [{bar}] {lane.get('frames_done', 0)} done"
-                + (f"  {lane['phase']}" if lane.get("phase") else "")
-            )
-        return lines
-
-    def close(self) -> None:
-        self.drawn = 0
 
 
 HANDLERS = {

@@ -13,6 +13,7 @@ import types
 import typing
 
 from .spec import JobSpec, SpecError
+from .status import JobStatus
 
 MAX_BYTES = 64 * 2**20  # a job file is a few KiB; a huge one is damage, not something to load
 NUMBER = (int, float)
@@ -71,8 +72,11 @@ def load_spec(job_dir: str) -> JobSpec:
         raise SpecError(f"{what} is damaged: {error}") from None
 
 
-def read_status(job_dir: str) -> dict | None:
-    """The job's status, or None when it has none yet; SpecError when status.json is damaged."""
+def read_status(job_dir: str) -> JobStatus | None:
+    """The job's status, or None when it has none yet; SpecError when status.json is damaged.
+
+    (``status.read_status``, for the running job and the panel, reads damage with defaults instead.)
+    """
     path = os.path.join(job_dir, "status.json")
     if not os.path.exists(path):
         return None
@@ -85,7 +89,7 @@ def read_status(job_dir: str) -> dict | None:
     for name, value in (status.get("frames") or {}).items():
         if not isinstance(value, NUMBER) or isinstance(value, bool):
             raise SpecError(f"{path} is damaged: frames.{name} is not a number")
-    return status
+    return JobStatus.from_json(status)
 
 
 def _check_fields(data: dict, fields: dict, path: str, where: str) -> None:

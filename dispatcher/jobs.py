@@ -20,10 +20,13 @@ import subprocess
 import sys
 import time
 
+from .lane_state import LaneState
 from .spec import JobSpec, SpecError, write_json_atomic
+from .status import TERMINAL_STATES, JobStatus, read_status, write_status
+
+__all__ = ["TERMINAL_STATES", "read_status", "write_status"]  # status.json lives in status.py
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TERMINAL_STATES = ("done", "failed", "cancelled")
 ORIGINAL_PYTHONPATH = "GRF_ORIGINAL_PYTHONPATH"  # restored for workers, which need their own Python's paths
 
 
@@ -51,8 +54,19 @@ def make_private_dir(path: str) -> str:
 
 
 def new_job_id(blend: str) -> str:
+    """The one job-folder naming scheme: ``<file stem>-<YYYYmmdd-HHMMSS>-<pid>``."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", os.path.splitext(os.path.basename(blend))[0])[:40] or "job"
     return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 10000:04d}"
+
+
+def new_job_dir(root: str, blend: str) -> str:
+    """A fresh (not yet existing) job folder path under ``root``, named by new_job_id."""
+    base = os.path.join(root, new_job_id(blend))
+    path, count = base, 1
+    while os.path.exists(path):
+        count += 1
+        path = f"{base}-{count}"
+    return path
 
 
 def create_job(spec: JobSpec, jobs_root: str | None = None, job_dir: str | None = None) -> str:
@@ -61,8 +75,8 @@ def create_job(spec: JobSpec, jobs_root: str | None = None, job_dir: str | None 
     spec.blend = os.path.abspath(spec.blend)
     spec.output_dir = os.path.abspath(spec.output_dir)
     if job_dir is None:
-        spec.job_id = spec.job_id or new_job_id(spec.blend)
-        job_dir = os.path.join(make_private_dir(jobs_root or default_jobs_root()), spec.job_id)
+        root = make_private_dir(jobs_root or default_jobs_root())
+        job_dir = os.path.join(root, spec.job_id) if spec.job_id else new_job_dir(root, spec.blend)
     job_dir = os.path.abspath(job_dir)
     spec_path = os.path.join(job_dir, "spec.json")
     if os.path.exists(spec_path):
@@ -100,19 +114,6 @@ def load_spec(job_dir: str) -> JobSpec:
     from .job_files import load_spec as load_checked
 
     return load_checked(job_dir)
-
-
-def read_status(job_dir: str) -> dict | None:
-    """The job's last status, or None when it has none yet."""
-    try:
-        with open(os.path.join(job_dir, "status.json"), encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
-
-
-def write_status(job_dir: str, status: dict) -> None:
-    write_json_atomic(os.path.join(job_dir, "status.json"), status)
 
 
 def write_pid(job_dir: str) -> None:
@@ -235,11 +236,12 @@ def cancel_job(job_dir: str, wait: float = 15.0) -> bool:
     if is_running(job_dir):
         return False
     _kill_orphan_workers(job_dir)
-    status = read_status(job_dir) or {}
-    if status.get("state") not in TERMINAL_STATES:
-        status.update(state="cancelled", phase="cancelled", message="cancelled", updated_at=time.time())
-        for lane in status.get("lanes", []):
-            lane.update(state="stopped", pid=None, frame=None)
+    status = read_status(job_dir) or JobStatus()
+    if not status.is_terminal:
+        status.state = status.phase = status.message = "cancelled"
+        status.updated_at = time.time()
+        for lane in status.lanes:
+            lane.state, lane.pid, lane.frame = LaneState.STOPPED.value, None, None
         write_status(job_dir, status)
     return True
 
@@ -248,9 +250,9 @@ def _kill_orphan_workers(job_dir: str) -> None:
     """Workers whose dispatcher died: find them by the job's blend path and our worker script."""
     from .process import WORKER_SCRIPT, kill_group
 
-    status = read_status(job_dir) or {}
-    for lane in status.get("lanes", []):
-        pid = lane.get("pid")
+    status = read_status(job_dir)
+    for lane in status.lanes if status else []:
+        pid = lane.pid
         if not pid:
             continue
         try:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .devices import DeviceReport, Gpu, cycles_pci_address, select_gpus
 from .spec import GPU_DEVICE_TYPES, JobSpec, SpecError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -78,9 +82,9 @@ def plan_lanes(spec: JobSpec, report: DeviceReport, device_type: str, usable_cor
     else:
         if spec.gpus:
             raise SpecError("GPUs were chosen but the device type is CPU")
-        count = spec.cpu_lanes or max(1, min(4, cores // 4) if cores >= 8 else 1)
+        count = spec.cpu_lanes or default_cpu_lanes(cores)
         lanes.extend(Lane(f"cpu{index}", "CPU") for index in range(count))
-    _share_threads(lanes, spec.threads, cores)
+    share_threads(lanes, spec.threads, cores)
     for lane in lanes:
         lane.env = pinning_env(lane.device_type, lane.gpus)
     return lanes
@@ -89,15 +93,8 @@ def plan_lanes(spec: JobSpec, report: DeviceReport, device_type: str, usable_cor
 def _gpu_lanes(spec: JobSpec, device_type: str, gpus: list[Gpu]) -> list[Lane]:
     if not gpus:
         return []
-    if spec.layout == "combined":
-        groups = [gpus]
-    elif spec.layout == "groups":
-        size = spec.gpus_per_worker
-        groups = [gpus[start : start + size] for start in range(0, len(gpus), size)]
-    else:
-        groups = [[gpu] for gpu in gpus]
     lanes = []
-    for group in groups:
+    for group in group_gpus(gpus, spec.layout, spec.gpus_per_worker):
         override = _override(spec, group[0]) if len(group) == 1 else {}
         lane_type = (override.get("device_type") or device_type).upper()
         copies = int(override.get("workers") or spec.workers_per_gpu)
@@ -113,7 +110,21 @@ def _override(spec: JobSpec, gpu: Gpu) -> dict:
     return spec.per_gpu.get(gpu.uuid) or spec.per_gpu.get(str(gpu.index)) or {}
 
 
-def _share_threads(lanes: list[Lane], threads: int | None, cores: int) -> None:
+def default_cpu_lanes(cores: int) -> int:
+    """CPU lanes when none were asked for: one per 4 cores on 8 or more cores (at most 4), else one."""
+    return max(1, min(4, cores // 4)) if cores >= 8 else 1
+
+
+def group_gpus(gpus: list[T], layout: str, size: int) -> list[list[T]]:
+    """The GPUs each worker gets: all in one (combined), ``size`` at a time (groups), else one each."""
+    if layout == "combined":
+        return [list(gpus)]
+    if layout == "groups":
+        return [list(gpus[start : start + size]) for start in range(0, len(gpus), size)]
+    return [[gpu] for gpu in gpus]
+
+
+def share_threads(lanes: Sequence[Lane], threads: int | None, cores: int) -> None:
     """Give each lane a fixed thread count so lanes do not fight over cores."""
     if not lanes:
         return

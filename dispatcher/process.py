@@ -11,24 +11,40 @@ import sys
 import threading
 from typing import Protocol
 
-WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+from .blender_scripts import WORKER as WORKER_SCRIPT
 
 
 class WorkerHandle(Protocol):
-    """What the supervisor needs from a running worker (local process, Ray actor, test fake)."""
+    """What the supervisor needs from a running worker: LocalProcess, ray_backend.RayWorker, test fakes."""
 
-    pid: int | None
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid on this machine (None when it runs elsewhere or has not said yet)."""
 
-    def send(self, message: dict) -> None: ...
+    def send(self, message: dict) -> None:
+        """Send one command; a dead worker is not an error here (its exit event tells)."""
 
-    def poll(self) -> int | None: ...
+    def poll(self) -> int | None:
+        """The exit code once the worker ended, else None."""
 
-    def kill(self) -> None: ...
+    def kill(self) -> None:
+        """End the worker and everything it started, now."""
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait up to ``timeout`` seconds for the end; the exit code, or None if still running."""
+
+    def close(self) -> None:
+        """Release what the handle holds (pipes, a Ray actor) once the worker is done with."""
 
 
 class ProcessFactory(Protocol):
-    def start(self, key: tuple, argv: list[str], env: dict[str, str], log_path: str, inbox: queue.Queue):
+    def start(
+        self, key: tuple, argv: list[str], env: dict[str, str], log_path: str, inbox: queue.Queue
+    ) -> WorkerHandle:
         """Start a worker; its events go to ``inbox`` as (key, message); exit as {"event": "exit"}."""
+
+    def close(self) -> None:
+        """Release what the factory holds once the job ended (the Ray backend: actors, a Ray it started)."""
 
 
 class LocalProcess:
@@ -49,12 +65,15 @@ class LocalProcess:
             start_new_session=sys.platform != "win32",
             close_fds=True,
         )
-        self.pid = self._process.pid
+        self.pid: int | None = self._process.pid
+        if self._process.stdin is None or self._process.stdout is None:
+            raise RuntimeError("worker started without pipes")
+        self._stdin, self._stdout = self._process.stdin, self._process.stdout
         self._reader = threading.Thread(target=self._read, name=f"worker-{key[0]}", daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        for raw in self._process.stdout:
+        for raw in self._stdout:
             line = raw.decode("utf-8", "replace").strip()
             if not line:
                 continue
@@ -72,8 +91,8 @@ class LocalProcess:
 
     def send(self, message: dict) -> None:
         try:
-            self._process.stdin.write((json.dumps(message) + "\n").encode())
-            self._process.stdin.flush()
+            self._stdin.write((json.dumps(message) + "\n").encode())
+            self._stdin.flush()
         except (BrokenPipeError, OSError, ValueError):
             pass  # the exit event tells the supervisor
 
@@ -85,7 +104,7 @@ class LocalProcess:
         if self._process.poll() is None:
             kill_group(self._process.pid)
         try:
-            self._process.stdin.close()
+            self._stdin.close()
         except OSError:
             pass
 
@@ -94,6 +113,13 @@ class LocalProcess:
             return self._process.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+
+    def close(self) -> None:
+        """Close the command pipe (a worker still running exits when its stdin closes)."""
+        try:
+            self._stdin.close()
+        except OSError:
+            pass
 
 
 def last_error_line(log_path: str) -> str | None:
@@ -107,7 +133,8 @@ def last_error_line(log_path: str) -> str | None:
     lines = [line.strip() for line in tail.split("=== start")[-1].splitlines()[1:]]
     lines = [line for line in lines if line and not line.startswith("===")]
     errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or [None])[-1]
+    found = errors or lines
+    return found[-1] if found else None
 
 
 def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
@@ -124,8 +151,13 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
 
 
 class LocalFactory:
-    def start(self, key, argv, env, log_path, inbox):
+    def start(
+        self, key: tuple, argv: list[str], env: dict[str, str], log_path: str, inbox: queue.Queue
+    ) -> WorkerHandle:
         return LocalProcess(key, argv, env, log_path, inbox)
+
+    def close(self) -> None:
+        """Nothing to release: each worker is reaped by the supervisor."""
 
 
 def is_python_program(program: str) -> bool:
@@ -146,9 +178,37 @@ def default_program() -> str | None:
     return shutil.which("blender")
 
 
+def blender_command(
+    program: str, script: str, args: list[str], *, blend: str | None = None, autoexec: bool | None = None
+) -> list[str]:
+    """argv that runs a bpy script (one of ``blender_scripts``) with ``args`` after ``--``.
+
+    A Python with bpy: ``python script -- args``. A Blender binary: ``blender -b --factory-startup
+    [--enable-autoexec|--disable-autoexec] [blend] --python script -- args`` (no autoexec flag when None).
+    """
+    if is_python_program(program):
+        return [program, script, "--", *args]
+    flags = [] if autoexec is None else ["--enable-autoexec" if autoexec else "--disable-autoexec"]
+    return [program, "-b", "--factory-startup", *flags, *([blend] if blend else []), "--python", script, "--", *args]
+
+
 def worker_command(program: str, blend: str, worker_args: list[str], trust: bool = False) -> list[str]:
     """argv for one worker; Blender binaries get --factory-startup and --disable-autoexec."""
     if is_python_program(program):
-        return [program, WORKER_SCRIPT, "--blend", blend, *worker_args, *(["--trust"] if trust else [])]
-    autoexec = "--enable-autoexec" if trust else "--disable-autoexec"
-    return [program, "-b", "--factory-startup", autoexec, blend, "--python", WORKER_SCRIPT, "--", *worker_args]
+        trusted = ["--trust"] if trust else []
+        return blender_command(program, WORKER_SCRIPT, ["--blend", blend, *worker_args, *trusted])
+    return blender_command(program, WORKER_SCRIPT, worker_args, blend=blend, autoexec=trust)
+
+
+def spawn_logged(argv: list[str], env: dict[str, str], log_path: str) -> subprocess.Popen:
+    """A process in its own session (kill_group ends it), stdout and stderr appended to ``log_path``."""
+    os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def kill_and_reap(process: subprocess.Popen) -> None:
+    """SIGKILL a process started by spawn_logged (its whole group) and wait for it."""
+    if process.poll() is None:
+        kill_group(process.pid)
+        process.wait()

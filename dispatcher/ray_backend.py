@@ -1,7 +1,7 @@
 """Ray backend: the same lanes, frame queue and worker script, with each lane run by a Ray actor.
 
 Design:
-- Lanes are planned per Ray node from ``ray.nodes()`` (each node's GPU and CPU counts): one lane per
+- Lanes are planned per Ray node (ray_lanes.py) from ``ray.nodes()`` (each node's GPU and CPU counts): one lane per
   GPU (``per-card``), per group of GPUs (``groups``), per node (``combined``), or CPU lanes on
   every node. Each lane becomes one actor that asks Ray for its GPUs (``num_gpus``) and prefers its
   planned node (soft node affinity), so a group of GPUs and the thread counts fit one node.
@@ -24,31 +24,33 @@ Design:
   linked libraries and unpacked textures are not sent).
 - Node loss: when an actor dies (ray.kill, node down, RayActorError) its handle reports
   {"event": "exit", "code": -9}; the supervisor requeues the frame in flight and restarts the lane.
-- The actor class is shipped to the nodes by value (cloudpickle) and uses only the standard
-  library, and the worker script's source travels with it, so nodes need Ray and Blender (same
+- The actor class (ray_actor.py) is shipped to the nodes by value (cloudpickle) and uses only the
+  standard library, and the worker script's source travels with it, so nodes need Ray and Blender (same
   Python and Ray version as the dispatcher), not this package.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import queue
 import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from typing import Any
 
-from .lanes import Lane, _share_threads, pinning_env
+from . import ray_actor
 from .process import WORKER_SCRIPT
-from .spec import GPU_DEVICE_TYPES, JobSpec, SpecError
+from .ray_actor import LaneActor
+from .ray_lanes import RayLane, cluster_device_type, cluster_nodes, plan_ray_lanes
+from .spec import JobSpec, SpecError
+
+__all__ = ["LaneActor", "RayFactory", "RayLane", "RayWorker", "check_ray", "cluster_device_type", "plan_ray_lanes",
+           "prepare_ray"]  # fmt: skip
 
 INSTALL_HINT = "pip install 'ray[default]>=2.9' (or: make ray)"
 NAMESPACE = "gpu-render-farm"
 ACTOR_PREFIX = "grf-"
-DEVICE_SELECTORS = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ONEAPI_DEVICE_SELECTOR")
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": a Ray started here binds 127.0.0.1 only
 
 
@@ -76,7 +78,7 @@ def connect(address: str | None) -> bool:
         return False
     if address:
         _probe(address)
-    options = {"namespace": NAMESPACE, "log_to_driver": False, "configure_logging": False}
+    options: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False, "configure_logging": False}
     try:
         if address:
             ray.init(address=address, **options)
@@ -107,131 +109,6 @@ def _probe(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-# -- planning -------------------------------------------------------------------------------------
-@dataclass
-class RayLane(Lane):
-    """A lane run by a Ray actor: the resources it asks for and the node it prefers."""
-
-    num_gpus: float = 0.0
-    num_cpus: float = 0.0
-    node_id: str | None = None
-    node_ip: str | None = None
-
-    def describe(self) -> str:
-        where = f" @{self.node_ip or '?'}/{(self.node_id or '?')[:8]}"
-        gpus = f"{self.num_gpus:g} Ray GPU" if self.num_gpus else ""
-        if not self.is_gpu:
-            cpu = f"CPU ({self.threads} threads)" if self.threads else "CPU"
-            return cpu + (f" + {gpus}" if gpus else "") + where
-        return f"{self.device_type} {gpus}{where}"
-
-    def to_dict(self) -> dict:
-        data = super().to_dict()
-        data.update(num_gpus=self.num_gpus, num_cpus=self.num_cpus, node_id=self.node_id, node_ip=self.node_ip)
-        return data
-
-
-def cluster_nodes() -> list[dict]:
-    """Alive nodes of the connected cluster: id, IP, GPUs and CPUs, in a stable order."""
-    import ray
-
-    nodes = []
-    for node in ray.nodes():
-        if not node.get("Alive"):
-            continue
-        resources = node.get("Resources") or {}
-        nodes.append(
-            {
-                "node_id": node["NodeID"],
-                "ip": node.get("NodeManagerAddress"),
-                "gpus": int(resources.get("GPU", 0)),
-                "cpus": int(resources.get("CPU", 0)),
-            }
-        )
-    return sorted(nodes, key=lambda node: (node["ip"] or "", node["node_id"]))
-
-
-def cluster_device_type(spec: JobSpec, nodes: list[dict]) -> str:
-    """The spec's device type, or OPTIX when the cluster has a GPU (the worker falls back to CUDA)."""
-    if spec.device_type:
-        return spec.device_type
-    return "OPTIX" if any(node["gpus"] for node in nodes) else "CPU"
-
-
-def plan_ray_lanes(spec: JobSpec, nodes: list[dict], device_type: str) -> list[RayLane]:
-    """Lanes over the cluster's nodes (see the module docstring); raises SpecError when none fit."""
-    if spec.gpus:
-        raise SpecError("--gpus picks GPUs of this machine; with the Ray backend every GPU of the cluster is used")
-    fake = float(spec.extra.get("ray_gpus_per_lane") or 0)
-    total_gpus = sum(node["gpus"] for node in nodes)
-    summary = f"{len(nodes)} node(s), {total_gpus} GPU(s), {sum(node['cpus'] for node in nodes)} CPU(s)"
-    if not nodes:
-        raise SpecError("the Ray cluster has no alive node")
-    lanes: list[RayLane] = []
-    counters = {"gpu": 0, "cpu": 0}
-    for node in nodes:
-        if device_type in GPU_DEVICE_TYPES:
-            if fake:
-                raise SpecError("ray_gpus_per_lane is for CPU lanes; GPU lanes take their GPUs from the layout")
-            node_lanes = _gpu_lanes(spec, device_type, node, counters)
-            if spec.cpu_lane:
-                node_lanes.append(_lane(f"cpu{_next(counters, 'cpu')}", "CPU", node, 0.0))
-        elif fake:
-            count = int(node["gpus"] // fake)
-            node_lanes = [_lane(f"cpu{_next(counters, 'cpu')}", "CPU", node, fake) for _ in range(count)]
-        else:
-            cores = max(1, node["cpus"])
-            count = spec.cpu_lanes or (max(1, min(4, cores // 4)) if cores >= 8 else 1)
-            node_lanes = [_lane(f"cpu{_next(counters, 'cpu')}", "CPU", node, 0.0) for _ in range(count)]
-        _share_threads(node_lanes, spec.threads, max(1, node["cpus"]))
-        lanes.extend(node_lanes)
-    if fake and spec.cpu_lanes:
-        lanes = lanes[: spec.cpu_lanes]
-    if not lanes:
-        if fake:
-            raise SpecError(f"ray_gpus_per_lane={fake:g} but the Ray cluster has no GPU to give ({summary})")
-        raise SpecError(f"{device_type} was asked for but the Ray cluster has no GPU ({summary}); "
-                        "use --device CPU for CPU lanes")  # fmt: skip
-    for lane in lanes:
-        if lane.num_gpus:
-            # Ray pins the actor (CUDA_VISIBLE_DEVICES as Ray numbers its node's GPUs, in PCI order).
-            lane.env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"} if lane.device_type in ("OPTIX", "CUDA") else {}
-        else:
-            lane.env = pinning_env("CPU", [])
-        lane.num_cpus = 0.0 if lane.num_gpus else 1.0
-    return lanes
-
-
-def _next(counters: dict, kind: str) -> int:
-    counters[kind] += 1
-    return counters[kind] - 1
-
-
-def _lane(name: str, device_type: str, node: dict, num_gpus: float) -> RayLane:
-    return RayLane(name, device_type, num_gpus=num_gpus, node_id=node["node_id"], node_ip=node["ip"])
-
-
-def _gpu_lanes(spec: JobSpec, device_type: str, node: dict, counters: dict) -> list[RayLane]:
-    count = node["gpus"]
-    if not count:
-        return []
-    indices = [_next(counters, "gpu") for _ in range(count)]  # cluster-wide numbering, node by node
-    if spec.layout == "combined":
-        groups = [indices]
-    elif spec.layout == "groups":
-        size = spec.gpus_per_worker
-        groups = [indices[start : start + size] for start in range(0, count, size)]
-    else:  # per-card; "auto" too (autotune measures this machine, not the cluster)
-        groups = [[index] for index in indices]
-    lanes = []
-    for group in groups:
-        base = "gpu" + "+".join(str(index) for index in group)
-        for copy in range(spec.workers_per_gpu):
-            name = base if spec.workers_per_gpu == 1 else f"{base}.{copy}"
-            lanes.append(_lane(name, device_type, node, len(group) / spec.workers_per_gpu))
-    return lanes
-
-
 def prepare_ray(spec: JobSpec) -> tuple[str, list[RayLane], RayFactory]:
     """Connect, plan lanes on the cluster and build the factory: (device type, lanes, factory)."""
     owned = connect(spec.ray_address)
@@ -248,242 +125,6 @@ def prepare_ray(spec: JobSpec) -> tuple[str, list[RayLane], RayFactory]:
     return device_type, lanes, RayFactory(spec, lanes, owns_ray=owned)
 
 
-# -- the actor (runs on a Ray node; standard library only) ----------------------------------------
-class LaneActor:
-    """One lane on one node: starts the headless worker as a subprocess and relays its events."""
-
-    def __init__(self):
-        self._events: queue.Queue = queue.Queue()
-        self._log: list[bytes] = []
-        self._log_lock = threading.Lock()
-        self._process = None
-        self._started = threading.Event()
-        self._ship_out: str | None = None  # node-local folder for frames when files are shipped
-        self._start_error = "no answer in 60 s"
-
-    def where(self) -> dict:
-        import ray
-
-        return {
-            "host": socket.gethostname(),
-            "ip": ray.util.get_node_ip_address(),
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "actor_pid": os.getpid(),
-            "visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        }
-
-    def start(self, argv: list[str], overlay: dict, holds_gpus: bool, files: dict, worker: dict) -> dict:
-        """Check the node can see the job's files, then start the worker; {"fatal": msg} if not."""
-        info = self.where()
-        node = f"node {info['host']} ({info['ip']})"
-        if files.get("blend_ref") is not None:  # no shared storage: the .blend came through Ray
-            try:
-                local_blend, self._ship_out = _receive_blend(files)
-            except Exception as error:
-                return {**info, "fatal": f"{node}: cannot store the shipped .blend ({' '.join(str(error).split())})"}
-            argv = [local_blend if arg == files["blend"] else arg for arg in argv]
-            self._add_log(f"=== shipped .blend stored at {local_blend}; frames go to {self._ship_out}\n".encode())
-            problem = _node_problem(argv[0], None, None)
-        else:
-            problem = _node_problem(argv[0], files.get("blend"), files.get("output_dir"))
-        if problem:
-            return {**info, "fatal": f"{node}: {problem}"}
-        argv = [_local_worker_script(worker) if arg == worker["path"] else arg for arg in argv]
-        env = dict(os.environ)
-        for key, value in overlay.items():
-            if value is None:
-                env.pop(key, None)
-            else:
-                env[key] = value
-        if "CUDA_CACHE_PATH" in overlay:  # the dispatcher's cache folder may not exist on this node
-            env["CUDA_CACHE_PATH"] = os.path.join(os.path.expanduser("~"), ".cache", "gpu-render-farm", "cuda-cache")
-        if holds_gpus:  # Ray's assignment is the pinning: keep it, whatever the dispatcher had
-            for key in DEVICE_SELECTORS:
-                if key in os.environ:
-                    env[key] = os.environ[key]
-        threading.Thread(target=self._run, args=(argv, env), name="worker", daemon=True).start()
-        self._started.wait(60)
-        if self._process is None:
-            return {**info, "fatal": f"{node}: cannot start the worker {argv[0]} ({self._start_error})"}
-        return {**info, "pid": self._process.pid}
-
-    def _run(self, argv: list[str], env: dict) -> None:
-        """Start the worker from this long-lived thread (PR_SET_PDEATHSIG follows the parent thread)."""
-        import subprocess
-
-        try:
-            self._process = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                start_new_session=sys.platform != "win32",
-                close_fds=True,
-            )
-        except OSError as error:
-            self._start_error = " ".join(str(error).split())
-            self._add_log(f"cannot start {argv[0]}: {error}\n".encode())
-            self._started.set()
-            return
-        self._started.set()
-        reader = threading.Thread(target=self._read_log, name="log", daemon=True)
-        reader.start()
-        for raw in self._process.stdout:
-            line = raw.decode("utf-8", "replace").strip()
-            if not line:
-                continue
-            try:
-                message = json.loads(line)
-            except json.JSONDecodeError:
-                self._add_log(raw)
-                continue
-            if isinstance(message, dict) and "event" in message:
-                if self._ship_out and message["event"] == "done":
-                    message = self._attach_frame(message)
-                self._events.put(message)
-        code = self._process.wait()
-        reader.join(5)
-        if self._ship_out:
-            import shutil
-
-            shutil.rmtree(self._ship_out, ignore_errors=True)
-        self._events.put({"event": "exit", "code": code})
-
-    def _attach_frame(self, message: dict) -> dict:
-        """Shipped files: the frame's bytes travel back with its done event (the node copy is removed)."""
-        try:
-            with open(message["path"], "rb") as handle:
-                data = handle.read()
-            os.remove(message["path"])
-        except OSError as error:
-            return {"event": "frame_error", "frame": message.get("frame"),
-                    "error": f"cannot read the rendered frame on the node: {error.strerror}"}  # fmt: skip
-        return {**message, "data": data}
-
-    def _read_log(self) -> None:
-        stream = self._process.stderr
-        while True:
-            chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
-            if not chunk:
-                return
-            self._add_log(chunk)
-
-    def _add_log(self, data: bytes) -> None:
-        with self._log_lock:
-            self._log.append(data)
-
-    def events(self, timeout: float = 1.0) -> tuple[list[dict], bytes]:
-        """Events so far (waiting up to ``timeout`` for the first) and the log written since."""
-        found = []
-        try:
-            found.append(self._events.get(timeout=timeout))
-            while True:
-                found.append(self._events.get_nowait())
-        except queue.Empty:
-            pass
-        with self._log_lock:
-            log, self._log = b"".join(self._log), []
-        return found, log
-
-    def send(self, message: dict) -> None:
-        process = self._process
-        if process is None:
-            return
-        if self._ship_out and message.get("cmd") == "render":
-            message = {**message, "path": os.path.join(self._ship_out, os.path.basename(message["path"]))}
-        try:
-            process.stdin.write((json.dumps(message) + "\n").encode())
-            process.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass  # the exit event tells the dispatcher
-
-    def stop(self) -> None:
-        """SIGKILL the worker's process group."""
-        import signal
-
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, AttributeError):
-            try:
-                process.kill()
-            except OSError:
-                pass
-
-
-def _node_problem(program: str, blend: str | None, output_dir: str | None) -> str | None:
-    """Why this node cannot work on the job (one line), or None."""
-    import shutil
-
-    shared = "it must be on storage shared by every node, at the same path"
-    if blend:
-        try:
-            with open(blend, "rb") as handle:
-                handle.read(12)
-        except OSError as error:
-            return f"cannot read the .blend {blend} ({error.strerror}); {shared}"
-    if output_dir:
-        if not os.path.isdir(output_dir):
-            return f"cannot see the output folder {output_dir}; {shared}"
-        probe = os.path.join(output_dir, f".grf-write-test-{socket.gethostname()}-{os.getpid()}")
-        try:
-            with open(probe, "wb") as handle:
-                handle.write(b"ok")
-            os.remove(probe)
-        except OSError as error:
-            return f"cannot write the output folder {output_dir} ({error.strerror}); {shared}"
-    if not os.path.exists(program) and not shutil.which(program):
-        return f"worker program {program} not found; install Blender at the same path on every node"
-    return None
-
-
-def _receive_blend(files: dict) -> tuple[str, str]:
-    """Store the shipped .blend in a node-local cache (once per job and node); a fresh frames folder."""
-    import tempfile
-
-    import ray
-
-    root = os.path.join(tempfile.gettempdir(), f"grf-ship-{os.getuid() if hasattr(os, 'getuid') else 0}")
-    folder = os.path.join(root, files["ship_key"])
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    path = os.path.join(folder, os.path.basename(files["blend"]))
-    if not os.path.exists(path) or os.path.getsize(path) != files["blend_size"]:
-        data = ray.get(files["blend_ref"])
-        partial = f"{path}.{os.getpid()}.tmp"
-        with open(partial, "wb") as handle:
-            handle.write(data)
-        os.replace(partial, path)
-    return path, tempfile.mkdtemp(prefix="frames-", dir=folder)
-
-
-def _local_worker_script(worker: dict) -> str:
-    """The worker script on this node: the dispatcher's own file when visible, else a cached copy."""
-    import hashlib
-    import tempfile
-
-    path, source = worker["path"], worker["source"]
-    try:
-        with open(path, encoding="utf-8") as handle:
-            if handle.read() == source:
-                return path
-    except OSError:
-        pass
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    folder = os.path.join(tempfile.gettempdir(), f"grf-worker-{os.getuid() if hasattr(os, 'getuid') else 0}")
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    copy = os.path.join(folder, f"worker-{digest}.py")
-    if not os.path.exists(copy):
-        partial = f"{copy}.{os.getpid()}.tmp"
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(source)
-        os.replace(partial, copy)
-    return copy
-
-
-# -- the dispatcher side ------------------------------------------------------------------------
 _ACTOR_CLASS = None
 
 
@@ -494,8 +135,10 @@ def actor_class():
         import ray
         from ray import cloudpickle
 
-        cloudpickle.register_pickle_by_value(sys.modules[__name__])
-        _ACTOR_CLASS = ray.remote(max_restarts=0, max_concurrency=1, concurrency_groups={"poll": 1})(LaneActor)
+        cloudpickle.register_pickle_by_value(ray_actor)
+        # Ray's type stubs do not list the concurrency options of ray.remote, which Ray accepts
+        remote = ray.remote(max_restarts=0, max_concurrency=1, concurrency_groups={"poll": 1})  # type: ignore[call-overload]
+        _ACTOR_CLASS = remote(LaneActor)
     return _ACTOR_CLASS
 
 
@@ -587,7 +230,8 @@ class RayWorker:
     def _store_frame(self, message: dict) -> dict:
         """Write a shipped frame's bytes to the temporary path the supervisor asked for."""
         data = message.pop("data")
-        path = self._frame_paths.pop(message.get("frame"), None)
+        frame = message.get("frame")
+        path = self._frame_paths.pop(frame, None) if isinstance(frame, int) else None
         if path is None:
             return message
         try:
@@ -650,6 +294,10 @@ class RayWorker:
         self._done.wait(timeout)
         return self.returncode
 
+    def close(self) -> None:
+        """Kill the actor (its GPU goes back to Ray); the polling thread does so too when it ends."""
+        self._release()
+
 
 def _env_overlay(env: dict[str, str]) -> dict[str, str | None]:
     """What the dispatcher changed in the worker's environment (None: unset), not its whole env."""
@@ -663,7 +311,7 @@ class RayFactory:
 
     def __init__(self, spec: JobSpec, lanes: list[RayLane], owns_ray: bool = False):
         self.lanes = {lane.name: lane for lane in lanes}
-        self.files = {"blend": spec.blend, "output_dir": spec.output_dir}
+        self.files: dict[str, Any] = {"blend": spec.blend, "output_dir": spec.output_dir}
         self.prefix = f"{ACTOR_PREFIX}{spec.job_id or 'job'}-{os.getpid()}-{int(time.time()) % 100000}"
         self.ship = bool(spec.extra.get("ray_ship_files"))
         self.owns_ray = owns_ray

@@ -2,7 +2,7 @@
 
 ``python -m dispatcher report JOB_DIR [--png OUT.png] [--json]`` reads ``JOB_DIR/frames.jsonl`` (one JSON
 object per frame event: frame, lane, start, end, render_seconds, status, attempt, path) and, when present,
-``JOB_DIR/status.json``. The benchmark draws its charts with the same code (``draw_chart``).
+``JOB_DIR/status.json``. The benchmark draws its charts with the same code (``chart.draw_chart``).
 Pillow only; never imports bpy.
 """
 
@@ -15,13 +15,16 @@ import statistics
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from .status import JobStatus, read_status
 
 # -- reading a job -----------------------------------------------------------------------------------------
 
 
 def read_records(path: str) -> list[dict]:
     """Frame events from a frames.jsonl file; unreadable lines (a half-written last line) are skipped."""
-    records = []
+    records: list[dict] = []
     if not os.path.exists(path):
         return records
     with open(path, encoding="utf-8") as handle:
@@ -63,6 +66,12 @@ def _number(value) -> float | None:
         return None
 
 
+def _time(value) -> float:
+    """_number for a time that must be there (0.0 when it is not)."""
+    number = _number(value)
+    return 0.0 if number is None else number
+
+
 @dataclass
 class Job:
     """What a report needs from a job folder (or from a benchmark run)."""
@@ -102,7 +111,7 @@ class Job:
 
     def final_status(self) -> dict[int, str]:
         """Each frame's last status (a frame retried after a failure counts once)."""
-        result: dict[int, str] = {}
+        result: dict[Any, str] = {}
         for record in sorted(self.records, key=lambda item: _number(item.get("end")) or 0.0):
             if record.get("status") in ("setup",):
                 continue
@@ -125,24 +134,19 @@ class Job:
 def load_job(job_dir: str, title: str | None = None) -> Job:
     """Read a job folder; raises FileNotFoundError when it has neither frames.jsonl nor status.json."""
     frames_path = os.path.join(job_dir, "frames.jsonl")
-    status = read_json(os.path.join(job_dir, "status.json"))
-    if status is None and not os.path.exists(frames_path):
+    found = read_status(job_dir)
+    if found is None and not os.path.exists(frames_path):
         raise FileNotFoundError(f"{job_dir} is not a job folder (no frames.jsonl or status.json)")
     records = read_records(frames_path)
-    status = status or {}
-    frames = status.get("frames") or {}
+    status = found or JobStatus(state="")
     return Job(
-        title=title or f"job {status.get('job_id') or os.path.basename(os.path.abspath(job_dir))}",
+        title=title or f"job {status.job_id or os.path.basename(os.path.abspath(job_dir))}",
         records=records,
-        started=_number(status.get("started_at")),
-        finished=_number(status.get("finished_at")),
-        lanes=[
-            lane.get("name")
-            for lane in status.get("lanes") or []
-            if isinstance(lane, dict) and lane.get("name")
-        ],
-        state=status.get("state"),
-        total_frames=frames.get("total") if isinstance(frames, dict) else None,
+        started=_number(status.started_at),
+        finished=_number(status.finished_at),
+        lanes=[lane.name for lane in status.lanes if lane.name != "?"],
+        state=status.state or None,
+        total_frames=status.frames.get("total"),
     )
 
 
@@ -171,9 +175,9 @@ def frame_gaps(records: list[dict]) -> dict[str, list[float]]:
         by_lane.setdefault(str(record.get("lane", "?")), []).append(record)
     gaps: dict[str, list[float]] = {}
     for lane, items in by_lane.items():
-        items.sort(key=lambda item: _number(item["start"]))
+        items.sort(key=lambda item: _time(item["start"]))
         gaps[lane] = [
-            max(0.0, _number(later["start"]) - _number(earlier["end"]))
+            max(0.0, _time(later["start"]) - _time(earlier["end"]))
             for earlier, later in zip(items, items[1:], strict=False)
         ]
     return gaps
@@ -229,7 +233,7 @@ def lane_rows(job: Job) -> list[dict]:
         ]
         done = [record for record in items if record.get("status", "done") == "done"]
         spans = [
-            _number(record["end"]) - _number(record["start"]) for record in done if _number(record.get("end"))
+            _time(record["end"]) - _time(record["start"]) for record in done if _number(record.get("end"))
         ]
         renders = [
             float(record["render_seconds"])
@@ -327,147 +331,6 @@ def summary_table(job_dir) -> str:
     return "\n".join(lines)
 
 
-# -- drawing -----------------------------------------------------------------------------------------------
-
-_PALETTE = [(66, 133, 244), (52, 168, 83), (251, 188, 5), (171, 71, 188), (0, 172, 193), (255, 112, 67)]
-_FAILED = (219, 68, 55)
-_SKIPPED = (200, 200, 200)
-_SETUP = (225, 225, 232)
-_TEXT = (30, 30, 30)
-_GRID = (232, 232, 232)
-
-
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):
-        return ImageFont.load_default()
-
-
-def _nice_step(span: float, target_ticks: int = 8) -> float:
-    raw = max(span, 1e-6) / target_ticks
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for factor in (1, 2, 5, 10):
-        if raw <= factor * magnitude:
-            return factor * magnitude
-    return 10 * magnitude
-
-
-def draw_chart(
-    jobs: list[Job],
-    png_path: str,
-    title: str = "",
-    throughput: bool = True,
-    ideal_fpm: float | None = None,
-    width: int = 1400,
-) -> str:
-    """One timeline panel per job on a shared time axis, then frames/min per job; returns png_path."""
-    from PIL import Image, ImageDraw
-
-    font, small, big = _font(13), _font(11), _font(16)
-    label_w, right, row_h, gap = 210, 30, 16, 2
-    plot_w = width - label_w - right
-    span = max([job.wall for job in jobs] + [1e-3])
-    scale = plot_w / span
-    step = _nice_step(span)
-
-    heights = [34 + max(1, len(job.lane_names())) * (row_h + gap) + 14 for job in jobs]
-    bars_h = (40 + 24 * (len(jobs) + (1 if ideal_fpm else 0))) if throughput and jobs else 0
-    height = 50 + sum(heights) + bars_h + 20
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    draw.text((10, 10), title or "frames per lane over time", fill=_TEXT, font=big)
-    draw.text(
-        (label_w, 32),
-        f"seconds since start (tick {step:g} s); gray = start-up, red = failed",
-        fill=_TEXT,
-        font=small,
-    )
-
-    y = 50
-    for job, panel_h in zip(jobs, heights, strict=True):
-        t0 = job.t0
-        lanes = job.lane_names() or ["(no frames)"]
-        header = f"{job.title}: wall {job.wall:.1f} s, {job.frames_done} frames, "
-        header += f"{job.frames_per_minute:.1f} frames/min"
-        if job.frames_failed:
-            header += f", {job.frames_failed} failed"
-        if job.note:
-            header += f"  ({job.note})"
-        draw.text((10, y + 4), header, fill=_TEXT, font=font)
-        top = y + 24
-        bottom = top + len(lanes) * (row_h + gap)
-        tick = 0.0
-        while tick <= span + 1e-9:
-            x = label_w + tick * scale
-            draw.line([(x, top), (x, bottom)], fill=_GRID)
-            draw.text((x + 2, bottom), f"{tick:g}", fill=(120, 120, 120), font=small)
-            tick += step
-        for row, lane in enumerate(lanes):
-            row_top = top + row * (row_h + gap)
-            draw.text((10, row_top + 1), lane[:30], fill=_TEXT, font=small)
-            for record in job.records:
-                if str(record.get("lane", "?")) != lane:
-                    continue
-                start, end = _number(record.get("start")), _number(record.get("end"))
-                if start is None or end is None:
-                    continue
-                x0 = label_w + (start - t0) * scale
-                x1 = max(x0 + 1, label_w + (end - t0) * scale)
-                status = record.get("status", "done")
-                frame = record.get("frame")
-                if status == "setup":
-                    color = _SETUP
-                elif status == "failed":
-                    color = _FAILED
-                elif status == "skipped":
-                    color = _SKIPPED
-                else:
-                    color = _PALETTE[(frame or 0) % len(_PALETTE)]
-                draw.rectangle([x0, row_top, x1 - 1 if x1 - x0 > 2 else x1, row_top + row_h], fill=color)
-                text = str(frame) if status != "setup" and frame is not None else ""
-                if text and draw.textlength(text, font=small) + 4 < x1 - x0:
-                    draw.text(
-                        (x0 + 2, row_top + 2),
-                        text,
-                        fill="white" if status != "skipped" else _TEXT,
-                        font=small,
-                    )
-        y += panel_h
-
-    if throughput and jobs:
-        y += 10
-        draw.text((10, y), "throughput (frames/min; longer is better)", fill=_TEXT, font=font)
-        y += 22
-        entries = [
-            (job.title, job.frames_per_minute, _PALETTE[index % len(_PALETTE)])
-            for index, job in enumerate(jobs)
-        ]
-        if ideal_fpm:
-            entries.append(("ideal bound", ideal_fpm, (150, 150, 150)))
-        measured = max([job.frames_per_minute for job in jobs] + [1e-6])
-        # an ideal bound far above every approach (start-up-bound tiny jobs) is drawn clipped
-        top_fpm = max(measured, min(ideal_fpm or 0.0, 1.5 * measured))
-        for name, value, color in entries:
-            length = plot_w * 0.85 * min(value, top_fpm) / top_fpm
-            draw.text((10, y + 2), name[:34], fill=_TEXT, font=small)
-            draw.rectangle([label_w, y, label_w + max(1, length), y + 16], fill=color)
-            text = f"{value:.1f}" + (" (off scale)" if value > top_fpm else "")
-            draw.text((label_w + length + 6, y + 2), text, fill=_TEXT, font=small)
-            y += 24
-    os.makedirs(os.path.dirname(os.path.abspath(png_path)) or ".", exist_ok=True)
-    image.save(png_path)
-    return png_path
-
-
-def timeline_png(job_dir: str, png_path: str) -> str:
-    """Draw one job's per-lane timeline (Gantt chart) to png_path; returns png_path."""
-    job = load_job(job_dir)
-    return draw_chart([job], png_path, title=f"{job.title} - per-lane timeline", throughput=False)
-
-
 # -- CLI ---------------------------------------------------------------------------------------------------
 
 
@@ -491,6 +354,8 @@ def main(args) -> int:
     else:
         print(summary_table(job))
     if args.png:
+        from .chart import draw_chart
+
         path = draw_chart([job], args.png, title=f"{job.title} - per-lane timeline", throughput=False)
         if not args.json:
             print(f"timeline: {path}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -12,93 +11,30 @@ import time
 from collections.abc import Callable
 
 from . import jobs, missing_marks
-from .devices import DeviceReport, best_device_type, detect_gpus
+from .devices import DeviceReport
 from .disk import output_problem
 from .frame_files import frames_done_before, remove_temp_folders
 from .frame_queue import FrameQueue
 from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
 from .images import check_image
 from .lanes import Lane, plan_lanes
-from .process import LocalFactory, default_program, worker_command
+from .preflight import (  # re-exported: callers and tests import these from runner
+    MIN_FREE_BYTES,
+    TEMP_MARK,
+    check_blend,
+    check_output_dir,
+    clean_stale_temps,
+    preflight,
+    temp_path_for,
+)
+from .process import LocalFactory, ProcessFactory, WorkerHandle, worker_command
 from .scene_check import check_scene
-from .spec import IMAGE_FORMATS, JobSpec, SpecError, write_json_atomic
+from .spec import IMAGE_FORMATS, SpecError, write_json_atomic
+from .status import JobStatus
 from .supervisor import Supervisor, SupervisorConfig
 
-TEMP_MARK = ".grf-"
-MIN_FREE_BYTES = 64 * 2**20
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-ZSTD_SEEKABLE_FOOTER = b"\xb1\xea\x92\x8f"
-
-
-def check_blend(path: str) -> None:
-    """Refuse a missing, non-.blend or visibly truncated file before any worker starts."""
-    if not os.path.exists(path):
-        raise SpecError(f"file not found: {path}")
-    if os.path.isdir(path):
-        raise SpecError(f"{path} is a folder, not a .blend file")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(12)
-            handle.seek(max(0, os.path.getsize(path) - 64))
-            tail = handle.read()
-    except OSError as error:
-        raise SpecError(f"cannot read {path}: {error.strerror}") from None
-    if head.startswith(b"BLENDER"):
-        if b"ENDB" not in tail:
-            raise SpecError(f"{path} is a truncated .blend file (no end block)")
-    elif head.startswith(ZSTD_MAGIC):
-        if not tail.endswith(ZSTD_SEEKABLE_FOOTER):
-            raise SpecError(f"{path} is a truncated .blend file (compressed data cut short)")
-    elif not head.startswith(b"\x1f\x8b"):  # gzip, as written by Blender before 3.0
-        raise SpecError(f"{path} is not a .blend file")
-
-
-def check_output_dir(directory: str) -> None:
-    """Create the output folder; refuse one that cannot be written or has no room."""
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as error:
-        raise SpecError(f"cannot create output folder {directory}: {error.strerror}") from None
-    probe = os.path.join(directory, f".grf-write-test-{os.getpid()}")
-    try:
-        with open(probe, "wb") as handle:
-            handle.write(b"ok")
-        os.remove(probe)
-    except OSError as error:
-        raise SpecError(f"output folder {directory} is not writable: {error.strerror}") from None
-    if shutil.disk_usage(directory).free < MIN_FREE_BYTES:
-        raise SpecError(f"output folder {directory} is on a full disk (less than 64 MiB free)")
-
-
-def preflight(spec: JobSpec, report: DeviceReport | None = None) -> tuple[str, DeviceReport, str]:
-    """Everything that can be refused before work starts: (device type, devices, worker program)."""
-    spec.validate()
-    check_blend(spec.blend)
-    check_output_dir(spec.output_dir)
-    report = report or detect_gpus()
-    device_type = spec.device_type or best_device_type(report)
-    program = spec.blender or default_program()
-    if not program:
-        raise SpecError("no Blender found: pass --blender PATH (a Blender binary or a Python with bpy)")
-    if not os.path.exists(program) and not shutil.which(program):
-        raise SpecError(f"worker program not found: {program}")
-    return device_type, report, program
-
-
-def temp_path_for(final_path: str, lane: str) -> str:
-    directory, name = os.path.split(final_path)
-    return os.path.join(directory, f".{name}{TEMP_MARK}{lane}.part")
-
-
-def clean_stale_temps(directory: str) -> int:
-    removed = 0
-    for path in glob.glob(os.path.join(glob.escape(directory), f".*{TEMP_MARK}*.part")):
-        try:
-            os.remove(path)
-            removed += 1
-        except OSError:
-            pass
-    return removed
+__all__ = ["MIN_FREE_BYTES", "TEMP_MARK", "JobRun", "check_blend", "check_output_dir", "clean_stale_temps",
+           "preflight", "run_job", "temp_path_for"]  # fmt: skip
 
 
 class JobRun:
@@ -108,15 +44,15 @@ class JobRun:
         self,
         job_dir: str,
         *,
-        factory=None,
+        factory: ProcessFactory | None = None,
         report: DeviceReport | None = None,
-        on_status: Callable[[dict], None] | None = None,
+        on_status: Callable[[JobStatus], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         supervisor_config: SupervisorConfig | None = None,
     ):
         self.job_dir = job_dir
         self.spec = jobs.load_spec(job_dir)
-        self.factory = factory or LocalFactory()
+        self.factory: ProcessFactory = factory or LocalFactory()
         self.report = report
         self.on_status = on_status or (lambda status: None)
         self.clock = clock
@@ -141,6 +77,26 @@ class JobRun:
         self.replan_choice: dict | None = None
         self.missing_now: list[str] = []  # files the scene needs that are missing (rendered with --allow-missing)
         self.missing_refused: list[str] = []  # ...that stopped the job (the panel offers "Render Anyway")
+        self.device_type: str | None = None  # set by prepare()
+        self.program = ""
+
+    @property
+    def sup(self) -> Supervisor:
+        """The supervisor prepare() made."""
+        if self.supervisor is None:
+            raise RuntimeError("JobRun.prepare() has not run")
+        return self.supervisor
+
+    @property
+    def devices(self) -> DeviceReport:
+        """This machine's devices, as preflight found them."""
+        if self.report is None:
+            raise RuntimeError("JobRun.prepare() has not run")
+        return self.report
+
+    @property
+    def device(self) -> str:
+        return self.device_type or "CPU"
 
     # -- set-up ----------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -149,7 +105,8 @@ class JobRun:
         if self.spec.backend == "ray":
             from .ray_backend import prepare_ray  # lanes from the cluster's nodes, one Ray actor each
 
-            self.device_type, self.lanes, self.factory = prepare_ray(self.spec)
+            self.device_type, ray_lanes, self.factory = prepare_ray(self.spec)
+            self.lanes = list(ray_lanes)
         else:
             if self.spec.layout == "auto":
                 self._autotune()
@@ -174,10 +131,10 @@ class JobRun:
     def _choose(self, scene: dict) -> dict:
         from . import autotune
 
-        gpus = self.report.gpus if self.device_type != "CPU" else []
+        gpus = self.devices.gpus if self.device_type != "CPU" else []
         if self.spec.gpus and gpus:
-            gpus = [gpu for lane in plan_lanes(self.spec, self.report, self.device_type) for gpu in lane.gpus]
-        return autotune.choose(scene, gpus, self.report.cpu)
+            gpus = [gpu for lane in plan_lanes(self.spec, self.devices, self.device) for gpu in lane.gpus]
+        return autotune.choose(scene, gpus, self.devices.cpu)
 
     def _apply_choice(self, choice: dict) -> None:
         self.autotune = choice
@@ -191,13 +148,13 @@ class JobRun:
 
     def _replan(self, choice: dict) -> None:
         """Swap the running lanes for the ones the real scene calls for; frames in flight go back."""
-        old = self.supervisor
-        old.shutdown()
+        old = self.sup
+        old.shutdown(grace=0)  # the same job goes on at once: no polite quit
         self._apply_choice(choice)
-        self.lanes = plan_lanes(self.spec, self.report, self.device_type)
+        self.lanes = plan_lanes(self.spec, self.devices, self.device)
         self.supervisor = self._new_supervisor()
-        self.supervisor.scene = old.scene
-        self.supervisor.start()
+        self.sup.scene = old.scene
+        self.sup.start()
 
     def _new_supervisor(self) -> Supervisor:
         return Supervisor(
@@ -242,7 +199,7 @@ class JobRun:
             self.autotune_pending = False
             choice = self._choose(scene)
             keys = ("layout", "workers_per_gpu", "gpus_per_worker", "persistent_data", "cpu_lanes", "threads")
-            if any(choice.get(key) != self.autotune.get(key) for key in keys):
+            if any(choice.get(key) != (self.autotune or {}).get(key) for key in keys):
                 self.replan_choice = choice
             else:
                 self.autotune = choice
@@ -319,7 +276,7 @@ class JobRun:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def _start_worker(self, lane: Lane, key: tuple, inbox):
+    def _start_worker(self, lane: Lane, key: tuple, inbox) -> WorkerHandle:
         argv = worker_command(self.program, self.spec.blend, self._worker_args(lane), self.spec.trust_scripts)
         log_path = os.path.join(self.job_dir, "logs", f"{lane.name}.log")
         return self.factory.start(key, argv, self.worker_env(lane), log_path, inbox)
@@ -331,15 +288,15 @@ class JobRun:
             missing_marks.record(self.spec.output_dir, record["frame"], self.missing_now)
 
     # -- running ---------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self) -> JobStatus:
         jobs.write_pid(self.job_dir)
         self.prepare()
-        self.supervisor.start()
+        self.sup.start()
         state = "running"
         last_write = 0.0
         try:
-            while not self.supervisor.finished:
-                self.supervisor.step(timeout=0.1)
+            while not self.sup.finished:
+                self.sup.step(timeout=0.1)
                 if self.replan_choice is not None:
                     choice, self.replan_choice = self.replan_choice, None
                     self._replan(choice)
@@ -350,15 +307,15 @@ class JobRun:
                     state = "failed"
                     self.message = f"output disk is full ({self.spec.output_dir}); finished frames are kept"
                     break
-                if self.supervisor.stopped_for:
+                if self.sup.stopped_for:
                     state = "failed"
-                    self.message = f"{self.supervisor.stopped_for}; finished frames are kept, fix it and resume"
+                    self.message = f"{self.sup.stopped_for}; finished frames are kept, fix it and resume"
                     break
                 now = self.clock()
-                if self.supervisor.changed or now - last_write > 2.0:
+                if self.sup.changed or now - last_write > 2.0:
                     if now - last_write >= 0.2:
                         self.write_status("running")
-                        self.supervisor.changed = False
+                        self.sup.changed = False
                         last_write = now
         finally:
             self._stop_workers()
@@ -392,71 +349,59 @@ class JobRun:
             return False
 
     def _failure_message(self) -> str:
-        if self.supervisor.fatal_errors and all(run.blocklisted for run in self.supervisor.runs.values()):
-            return self.supervisor.fatal_errors[0]
+        if self.sup.fatal_errors and all(run.blocklisted for run in self.sup.runs.values()):
+            return self.sup.fatal_errors[0]
         if self.queue.failed:
             frame, error = next(iter(sorted(self.queue.failed.items())))
             return f"{len(self.queue.failed)} frame(s) failed; frame {frame}: {error}"
-        errors = [run.last_error for run in self.supervisor.runs.values() if run.last_error]
+        errors = [run.last_error for run in self.sup.runs.values() if run.last_error]
         return errors[-1] if errors else "job did not finish"
 
     def _stop_workers(self) -> None:
-        """Quit idle workers politely, kill the rest, and leave no temporary file behind."""
-        supervisor = self.supervisor
-        if supervisor is None:
-            return
-        handles = [run.handle for run in supervisor.runs.values() if run.handle is not None]
-        for run in supervisor.runs.values():
-            if run.handle is not None and run.frame is None and run.state in ("ready", "stopped"):
-                run.handle.send({"cmd": "quit"})
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and any(handle.poll() is None for handle in handles):
-            time.sleep(0.05)
-        supervisor.shutdown()
-        clean_stale_temps(self.spec.output_dir)
-        remove_temp_folders(self.spec.output_dir, (supervisor.scene or {}).get("output_folders") or [])
-        close = getattr(self.factory, "close", None)
-        if close:
-            close()  # the Ray backend kills its actors and shuts down a Ray it started
+        """The supervisor ends every worker (quit, wait, kill, reap); no temporary file stays behind."""
+        if self.supervisor is not None:
+            self.sup.shutdown(grace=3.0)
+            clean_stale_temps(self.spec.output_dir)
+            remove_temp_folders(self.spec.output_dir, (self.sup.scene or {}).get("output_folders") or [])
+            self.factory.close()  # the Ray backend kills its actors and shuts down a Ray it started
 
-    def status(self, state: str, phase: str | None = None, **extra) -> dict:
+    def status(self, state: str, phase: str | None = None, video: str | None = None,
+               finished: bool = False) -> JobStatus:  # fmt: skip
         supervisor = self.supervisor
-        counts = self.queue.counts() if supervisor else {}
         now = time.time()
-        status = {
-            "job_id": self.spec.job_id,
-            "job_dir": self.job_dir,
-            "blend": self.spec.blend,
-            "output_dir": self.spec.output_dir,
-            "state": state,
-            "phase": phase or (supervisor.phase() if supervisor else "starting"),
-            "pid": os.getpid(),
-            "started_at": self.started_wall,
-            "updated_at": now,
-            "elapsed": round(self.clock() - self.started, 3),
-            "eta_seconds": supervisor.eta_seconds() if supervisor and self.queue.planned else None,
-            "device_type": getattr(self, "device_type", None),
-            "layout": self.spec.layout,
-            "autotune": self.autotune,
-            "frames": counts,
-            "failed_frames": {str(frame): error for frame, error in sorted(self.queue.failed.items())},
-            "lanes": [run.to_status() for run in supervisor.runs.values()] if supervisor else [],
-            "message": self.message,
-            "missing_files": self.missing_refused or None,
-            "video": extra.get("video"),
-        }
-        if extra.get("finished"):
-            status["finished_at"] = now
-        return status
+        return JobStatus(
+            job_id=self.spec.job_id,
+            job_dir=self.job_dir,
+            blend=self.spec.blend,
+            output_dir=self.spec.output_dir,
+            state=state,
+            phase=phase or (supervisor.phase() if supervisor else "starting"),
+            pid=os.getpid(),
+            started_at=self.started_wall,
+            updated_at=now,
+            elapsed=round(self.clock() - self.started, 3),
+            eta_seconds=supervisor.eta_seconds() if supervisor and self.queue.planned else None,
+            device_type=self.device_type,
+            layout=self.spec.layout,
+            autotune=self.autotune,
+            frames=self.queue.counts() if supervisor else {},
+            failed_frames={str(frame): error for frame, error in sorted(self.queue.failed.items())},
+            lanes=[run.to_status() for run in supervisor.runs.values()] if supervisor else [],
+            message=self.message,
+            missing_files=self.missing_refused or None,
+            video=video,
+            finished_at=now if finished else None,
+        )
 
-    def write_status(self, state: str, phase: str | None = None, **extra) -> dict:
-        status = self.status(state, phase, **extra)
+    def write_status(self, state: str, phase: str | None = None, video: str | None = None,
+                     finished: bool = False) -> JobStatus:  # fmt: skip
+        status = self.status(state, phase, video, finished)
         jobs.write_status(self.job_dir, status)
         self.on_status(status)
         return status
 
 
-def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> dict:
+def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> JobStatus:
     """Run a job folder in this process until it ends; SIGINT/SIGTERM cancel it cleanly."""
     job = JobRun(job_dir, **options)
     if handle_signals:
@@ -467,7 +412,7 @@ def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> dict:
     except SpecError as error:
         job.message = str(error)
         status = job.status("failed", phase="failed", finished=True)
-        status["error"] = str(error)
+        status.error = str(error)
         jobs.write_status(job_dir, status)
         raise
     finally:

@@ -13,11 +13,11 @@ import json
 import os
 import subprocess
 
+from .blender_scripts import PREFLIGHT_SCENE
 from .frames import MAX_FRAME, MIN_FRAME, FrameSyntaxError, check_bounds, parse_frames
-from .process import is_python_program
+from .process import blender_command, is_python_program
 from .spec import JobSpec, SpecError
 
-SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "preflight_scene.py")
 MARK = "GRF-PREFLIGHT "
 SHOWN = 3  # missing files named in the one-line error
 
@@ -25,10 +25,9 @@ SHOWN = 3  # missing files named in the one-line error
 def inspect_scene(spec: JobSpec, program: str, timeout: float = 600.0) -> dict:
     """Open the .blend in Blender (scripts only with --trust) and return what preflight_scene.py found."""
     if is_python_program(program):
-        argv = [program, SCRIPT, "--blend", spec.blend, *(["--trust"] if spec.trust_scripts else [])]
+        argv = blender_command(program, PREFLIGHT_SCENE, ["--blend", spec.blend, *(["--trust"] * spec.trust_scripts)])
     else:
-        autoexec = "--enable-autoexec" if spec.trust_scripts else "--disable-autoexec"
-        argv = [program, "-b", "--factory-startup", autoexec, spec.blend, "--python", SCRIPT]
+        argv = blender_command(program, PREFLIGHT_SCENE, [], blend=spec.blend, autoexec=spec.trust_scripts)
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, errors="replace")
     except (OSError, subprocess.TimeoutExpired) as error:

@@ -56,7 +56,7 @@ class JobSpec:
     backend: str = "local"  # "local" or "ray"
     ray_address: str | None = None
     samples: int | None = None  # override Cycles samples (tests, benchmarks)
-    resolution: tuple[int, int] | None = None  # override resolution (tests, benchmarks)
+    resolution: tuple[int, ...] | None = None  # override resolution WxH (tests, benchmarks)
     job_id: str = ""
     version: int = SPEC_VERSION
     extra: dict = field(default_factory=dict)

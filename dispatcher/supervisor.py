@@ -1,7 +1,7 @@
-"""Lane supervision: an explicit state machine per worker, driven by events and a clock.
+"""Lane supervision: an explicit state machine per worker (lane_state.py), driven by events and a clock.
 
-States: starting -> ready <-> rendering; any -> backoff -> starting (after a failure);
-any -> failed (blocklisted or fatal); ready -> stopped (no work left, or shutdown).
+Every state change goes through LaneRun.move, which refuses a transition from a state it does not allow.
+The supervisor owns each worker's life: start, restart after backoff, and shutdown (quit, wait, kill, reap).
 The clock and the process factory are injected, so tests drive it with fakes.
 """
 
@@ -11,79 +11,18 @@ import os
 import queue
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from . import endgame
 from .frame_files import move_into_place
 from .frame_queue import FrameQueue
 from .hang import silence_limit
+from .lane_state import BACKOFF, FAILED, LIVE_STATES, READY, RENDERING, STARTING, STOPPED, LaneRun, LaneState
 from .lanes import Lane
+from .process import WorkerHandle
 
-STARTING, READY, RENDERING, BACKOFF, FAILED, STOPPED = "starting", "ready", "rendering", "backoff", "failed", "stopped"
-LIVE_STATES = (STARTING, READY, RENDERING, BACKOFF)
-
-
-@dataclass
-class LaneRun:
-    """Runtime state of one lane."""
-
-    lane: Lane
-    state: str = STARTING
-    handle: object | None = None
-    generation: int = 0
-    frame: int | None = None
-    temp_path: str | None = None
-    frame_sent_at: float = 0.0
-    frame_sent_wall: float = 0.0
-    sample: int | None = None
-    samples: int | None = None
-    frames_done: int = 0
-    render_seconds: list[float] = field(default_factory=list)
-    wall_seconds: list[float] = field(default_factory=list)
-    consecutive_failures: int = 0
-    failures: int = 0
-    restarts: int = 0
-    blocklisted: bool = False
-    last_error: str | None = None
-    last_activity: float = 0.0
-    backoff_until: float = 0.0
-    devices_used: list = field(default_factory=list)
-    note: str | None = None
-    phase: str | None = None
-    pid: int | None = None
-    visible: str | None = None  # CUDA_VISIBLE_DEVICES as the worker saw it
-    node: str | None = None  # host the worker runs on (Ray)
-    rendered_once: bool = False
-    idle_stopped: bool = False  # quit for want of work; may be started again
-    backup: bool = False  # the current frame is a second copy of another lane's frame
-
-    def seconds_per_frame(self) -> float | None:
-        recent = self.wall_seconds[-8:]
-        return sum(recent) / len(recent) if recent else None
-
-    def to_status(self) -> dict:
-        spf = self.seconds_per_frame()
-        return {
-            "name": self.lane.name,
-            "state": self.state,
-            "device": self.lane.describe(),
-            "device_type": self.lane.device_type,
-            "gpus": [gpu.uuid for gpu in self.lane.gpus],
-            "devices_used": self.devices_used,
-            "pid": self.pid if self.state in LIVE_STATES else None,
-            "frame": self.frame,
-            "sample": self.sample,
-            "samples": self.samples,
-            "frames_done": self.frames_done,
-            "seconds_per_frame": round(spf, 3) if spf else None,
-            "failures": self.failures,
-            "restarts": self.restarts,
-            "blocklisted": self.blocklisted,
-            "last_error": self.last_error,
-            "note": self.note,
-            "phase": self.phase,
-            "visible_devices": self.visible,
-            "node": self.node,
-        }
+__all__ = ["BACKOFF", "FAILED", "LIVE_STATES", "READY", "RENDERING", "STARTING", "STOPPED", "LaneRun", "LaneState",
+           "Supervisor", "SupervisorConfig"]  # fmt: skip
 
 
 @dataclass
@@ -103,7 +42,7 @@ class Supervisor:
         lanes: list[Lane],
         frames: FrameQueue,
         *,
-        start_worker: Callable[[Lane, tuple, queue.Queue], object],
+        start_worker: Callable[[Lane, tuple, queue.Queue], WorkerHandle],
         paths: Callable[[int, str], tuple[str, str]],
         config: SupervisorConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -135,14 +74,15 @@ class Supervisor:
 
     def _launch(self, run: LaneRun) -> None:
         run.generation += 1
-        run.state, run.frame, run.sample, run.samples = STARTING, None, None, None
+        run.move(STARTING)
+        run.frame, run.sample, run.samples = None, None, None
         run.last_activity = self.clock()
         run.handle = self.start_worker(run.lane, (run.lane.name, run.generation), self.inbox)
-        run.pid = getattr(run.handle, "pid", None)
+        run.pid = run.handle.pid
         self.changed = True
 
     def live_runs(self) -> list[LaneRun]:
-        return [run for run in self.runs.values() if run.state in LIVE_STATES]
+        return [run for run in self.runs.values() if run.live]
 
     @property
     def finished(self) -> bool:
@@ -199,100 +139,71 @@ class Supervisor:
                 self.stop_lane(run, idle=True)
                 continue
             frame = self.frames.take(run.lane.name, others)
-            if frame is None:
-                continue
-            temp_path, final = self.paths(frame, run.lane.name)
-            run.state, run.frame, run.temp_path = RENDERING, frame, temp_path
-            run.sample, run.samples, run.phase = None, None, None
-            run.frame_sent_at, run.frame_sent_wall = self.clock(), self.wall_clock()
-            run.last_activity = run.frame_sent_at
-            run.handle.send({"cmd": "render", "frame": frame, "path": temp_path, "final": final})
-            self.changed = True
+            if frame is not None:
+                self._send_frame(run, frame)
 
     def _send_frame(self, run: LaneRun, frame: int, backup: bool = False) -> None:
-        temp_path, _final = self.paths(frame, run.lane.name)
-        run.state, run.frame, run.temp_path, run.backup = RENDERING, frame, temp_path, backup
+        temp_path, final = self.paths(frame, run.lane.name)
+        run.move(RENDERING)
+        run.frame, run.temp_path, run.backup = frame, temp_path, backup
         run.sample, run.samples, run.phase = None, None, None
         run.frame_sent_at, run.frame_sent_wall = self.clock(), self.wall_clock()
         run.last_activity = run.frame_sent_at
-        run.handle.send({"cmd": "render", "frame": frame, "path": temp_path, "final": _final})
+        self._handle(run).send({"cmd": "render", "frame": frame, "path": temp_path, "final": final})
         self.changed = True
 
-    def _back_up_slow_frame(self, run: LaneRun) -> bool:
-        """Nothing left to take: render a second copy of a frame that a much slower lane is still on.
+    @staticmethod
+    def _handle(run: LaneRun) -> WorkerHandle:
+        """The worker of a lane that is ready or rendering (it always has one)."""
+        if run.handle is None:
+            raise RuntimeError(f"lane {run.lane.name} has no worker in state {run.state.value}")
+        return run.handle
 
-        The frame that finishes first (and validates) wins; the other copy's worker is stopped. This
-        keeps a CPU lane, or a card that stalled, from holding up the end of the job.
-        """
-        mine = run.seconds_per_frame()
-        if mine is None:
+    def _back_up_slow_frame(self, run: LaneRun) -> bool:
+        """Nothing left to take: render a second copy of a frame a much slower lane is still on."""
+        other = endgame.slow_frame_to_back_up(run, list(self.runs.values()), self.frames, self.clock())
+        if other is None or other.frame is None:
             return False
-        now, best, latest = self.clock(), None, 0.0
-        for other in self.runs.values():
-            if other is run or other.state != RENDERING or other.frame is None or other.backup:
-                continue
-            if other.frame in self.frames.backups or run.lane.name in self.frames.failed_on.get(other.frame, ()):
-                continue
-            elapsed = now - other.frame_sent_at
-            theirs = other.seconds_per_frame()
-            # Expected finish of the other copy; a first frame of unknown pace is judged by what it took so far.
-            expected = (theirs - elapsed) if theirs else (elapsed if elapsed > 1.5 * mine else 0.0)
-            if expected > 1.5 * mine and expected > latest:
-                best, latest = other, expected
-        if best is None:
-            return False
-        self.frames.back_up(best.frame, run.lane.name)
-        self._send_frame(run, best.frame, backup=True)
+        self.frames.back_up(other.frame, run.lane.name)
+        self._send_frame(run, other.frame, backup=True)
         return True
 
     def _may_back_up_later(self, run: LaneRun) -> bool:
-        """Stay ready while a lane of unknown or much slower pace still renders: it may need a backup."""
-        mine = run.seconds_per_frame()
-        if mine is None:
-            return False
-        return any(
-            other is not run and other.state == RENDERING and not other.backup
-            and other.frame not in self.frames.backups
-            and ((theirs := other.seconds_per_frame()) is None or theirs > 1.5 * mine)
-            for other in self.runs.values()
-        )  # fmt: skip
+        return endgame.may_back_up_later(run, list(self.runs.values()), self.frames)
 
     def _faster_without(self, run: LaneRun) -> bool:
-        """Endgame: leave the last frames to faster lanes when they would finish them all sooner than
-        this lane could finish one (a CPU lane beside GPUs, or a slower card, must not hold up the job)."""
-        mine = run.seconds_per_frame()
-        if mine is None:
-            return False
-        # Only strictly faster lanes count, so the fastest lane never waits and no frame is left behind.
-        rates = [
-            1.0 / max(spf, 1e-6)
-            for other in self.live_runs()
-            if other is not run and (spf := other.seconds_per_frame()) is not None and spf < mine
-        ]
-        if not rates:
-            return False
-        return len(self.frames.pending) / sum(rates) < mine
+        return endgame.faster_without(run, self.live_runs(), self.frames)
 
     def stop_lane(self, run: LaneRun, idle: bool = False) -> None:
         if run.handle is not None:
             run.handle.send({"cmd": "quit"})
-        run.state, run.idle_stopped = STOPPED, idle
+        run.move(STOPPED)
+        run.idle_stopped = idle
         self.changed = True
 
-    def shutdown(self, wait: float = 5.0) -> None:
-        """Stop every worker now: in-flight frames go back to the queue, temporary files are removed;
-        then reap each worker (up to ``wait`` seconds), so none is left behind."""
+    def shutdown(self, grace: float = 3.0, reap: float = 5.0) -> None:
+        """Stop every worker: idle ones are asked to quit and get ``grace`` seconds to exit; then every
+        worker is killed, in-flight frames go back to the queue, temporary files are removed, and each
+        worker is reaped (up to ``reap`` seconds) and its handle closed, so none is left behind."""
+        quitting = [run.handle for run in self.runs.values()
+                    if run.handle is not None and run.frame is None and run.state in (READY, STOPPED)]  # fmt: skip
+        if grace > 0:
+            for handle in quitting:
+                handle.send({"cmd": "quit"})
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and any(handle.poll() is None for handle in quitting):
+                time.sleep(0.05)
         for run in self.runs.values():
             if run.frame is not None:
                 self.frames.release(run.frame)
             self._kill(run)
-            if run.state in LIVE_STATES:
-                run.state = STOPPED
+            if run.live:
+                run.move(STOPPED)
             run.frame = None
         for run in self.runs.values():
-            reap = getattr(run.handle, "wait", None)
-            if reap:
-                reap(wait)
+            if run.handle is not None:
+                run.handle.wait(reap)
+                run.handle.close()
         self.changed = True
 
     def _kill(self, run: LaneRun) -> None:
@@ -315,16 +226,29 @@ class Supervisor:
         if run is None or generation != run.generation:
             return  # a message from an earlier, already replaced worker
         run.last_activity = self.clock()
-        event = message.get("event")
-        handler = getattr(self, f"_on_{event}", None)
-        if handler:
+        handler = self._handlers().get(str(message.get("event")))
+        if handler:  # anything else is not part of the protocol (worker.py's docstring) and is ignored
             handler(run, message)
             self.changed = True
+
+    def _handlers(self) -> dict[str, Callable[[LaneRun, dict], None]]:
+        """Every event a worker (or its handle) sends, each handled on purpose."""
+        return {
+            "ready": self._on_ready, "started": self._on_started, "progress": self._on_progress,
+            "phase": self._on_phase, "done": self._on_done, "frame_error": self._on_frame_error,
+            "fatal": self._on_fatal, "bye": self._on_bye, "exit": self._on_exit,
+        }  # fmt: skip
+
+    def _on_started(self, run: LaneRun, message: dict) -> None:
+        """The worker took the frame: nothing to change, handle() already counted it as activity."""
+
+    def _on_bye(self, run: LaneRun, message: dict) -> None:
+        """The worker acknowledged a quit; its exit event follows and finds the lane stopped."""
 
     def _on_ready(self, run: LaneRun, message: dict) -> None:
         if run.state != STARTING:
             return
-        run.state = READY
+        run.move(READY)
         run.devices_used = message.get("devices") or []
         run.note = message.get("note")
         run.pid = message.get("pid", run.pid)
@@ -343,12 +267,13 @@ class Supervisor:
         run.phase = message.get("phase")
 
     def _on_done(self, run: LaneRun, message: dict) -> None:
-        frame = message.get("frame")
-        if run.state != RENDERING or frame != run.frame:
+        frame = run.frame
+        if run.state != RENDERING or frame is None or message.get("frame") != frame:
             return
         if frame in self.frames.done:  # the other copy won; this one is not needed
             self._remove_temp(run)
-            run.state, run.frame, run.backup = READY, None, False
+            run.move(READY)
+            run.frame, run.backup = None, False
             self._dispatch()
             return
         temp_path, final_path = self.paths(frame, run.lane.name)
@@ -367,7 +292,8 @@ class Supervisor:
             if other is not run and other.state == RENDERING and other.frame == frame:
                 self._kill(other)
                 other.frame, other.backup = None, False
-                other.state, other.idle_stopped = STOPPED, True
+                other.move(STOPPED)
+                other.idle_stopped = True
         self.on_frame(
             {
                 "frame": frame,
@@ -384,7 +310,8 @@ class Supervisor:
                 "files": [final for _temporary, final in files] if message.get("files") else None,
             }
         )
-        run.state, run.frame, run.sample, run.samples, run.backup = READY, None, None, None, False
+        run.move(READY)
+        run.frame, run.sample, run.samples, run.backup = None, None, None, False
         self._dispatch()
 
     def _on_frame_error(self, run: LaneRun, message: dict) -> None:
@@ -400,7 +327,7 @@ class Supervisor:
         run.frame = None
         run.last_error = error
         run.failures += 1
-        run.state = FAILED  # deterministic (missing GPU, unreadable file): retrying cannot help
+        run.move(FAILED)  # deterministic (missing GPU, unreadable file): retrying cannot help
         run.blocklisted = True
 
     def _on_exit(self, run: LaneRun, message: dict) -> None:
@@ -440,21 +367,25 @@ class Supervisor:
         run.failures += 1
         run.consecutive_failures += 1
         if run.consecutive_failures >= self.config.max_lane_failures:
-            run.state, run.blocklisted = FAILED, True
+            run.move(FAILED)
+            run.blocklisted = True
         elif self.frames.finished:
-            run.state = STOPPED
+            run.move(STOPPED)
         else:
             delay = min(self.config.backoff_max, self.config.backoff_base * 2 ** (run.consecutive_failures - 1))
-            run.state, run.backoff_until = BACKOFF, self.clock() + delay
+            run.move(BACKOFF)
+            run.backoff_until = self.clock() + delay
             run.restarts += 1
         self.changed = True
 
     def _stop_for_disk(self, run: LaneRun, problem: str) -> None:
         """The output cannot be written: the frame goes back unblamed, no lane is failed, the job stops."""
-        self.frames.release(run.frame)
+        if run.frame is not None:
+            self.frames.release(run.frame)
         self._kill(run)
         run.frame, run.sample, run.samples, run.backup = None, None, None, False
-        run.state, run.last_error = STOPPED, problem
+        run.move(STOPPED)
+        run.last_error = problem
         self.stopped_for = problem
         self.changed = True
 

@@ -118,19 +118,16 @@ def encode_with_ffmpeg(frames: list[str], output: str, fps: float) -> str:
 
 def encode_with_blender(frames: list[str], output: str, fps: float, program: str | None, blend: str | None) -> str:
     """Blender's sequencer and FFmpeg: H.264 video plus the scene's sound strips (AAC)."""
-    from .process import default_program, is_python_program
+    from .blender_scripts import ENCODE_VIDEO
+    from .process import blender_command, default_program
 
     program = program or default_program()
     if not program:
         raise SpecError("video encoding needs imageio-ffmpeg or Blender (pass --blender)")
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "encode_video.py")
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as listing:
         listing.write("\n".join(frames) + "\n")
     args = ["--frames", listing.name, "--out", output, "--fps", f"{fps:g}"] + (["--blend", blend] if blend else [])
-    if is_python_program(program):
-        argv = [program, script, *args]
-    else:
-        argv = [program, "-b", "--factory-startup", "--disable-autoexec", "--python", script, "--", *args]
+    argv = blender_command(program, ENCODE_VIDEO, args, autoexec=False)
     try:
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
     finally:

@@ -9,8 +9,8 @@ from .. import monitor
 
 def output_dir(context) -> str:
     job_dir = context.scene.gpu_render_farm.job_dir
-    status = monitor.status(job_dir) or {}
-    return status.get("output_dir") or ""
+    status = monitor.status(job_dir)
+    return (status.output_dir if status else None) or ""
 
 
 class GRF_OT_open_output(bpy.types.Operator):

@@ -17,12 +17,13 @@ class GRF_OT_play_video(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         job_dir = context.scene.gpu_render_farm.job_dir
-        status = monitor.status(job_dir) or {}
-        return status.get("state") == "done" and not monitor.encoding(job_dir)
+        status = monitor.status(job_dir)
+        return status is not None and status.state == "done" and not monitor.encoding(job_dir)
 
     def execute(self, context):
         job_dir = context.scene.gpu_render_farm.job_dir
-        video = (monitor.status(job_dir) or {}).get("video")
+        status = monitor.status(job_dir)
+        video = status.video if status else None
         if video and os.path.isfile(video):
             return bpy.ops.wm.path_open(filepath=video)
         monitor.start_encode(job_dir)

@@ -1,26 +1,14 @@
 """Render on all GPUs: check, save, snapshot, launch the dispatcher detached, start polling."""
 
 import os
-import time
 
 import bpy
 
 from .. import monitor
+from ..planning import PlanError, plan_job, png_output
 from ..preferences import get_preferences, jobs_root, sync_devices
-from .job_plan import PlanError, plan_job, png_output
 
 SNAPSHOT = "snapshot.blend"
-
-
-def new_job_dir(root: str, blend: str) -> str:
-    """A fresh (not yet existing) folder path named after the file and the time."""
-    stem = os.path.splitext(os.path.basename(blend))[0] or "untitled"
-    base = os.path.join(root, f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    path, count = base, 1
-    while os.path.exists(path):
-        count += 1
-        path = f"{base}-{count}"
-    return path
 
 
 class GRF_OT_render_all(bpy.types.Operator):
@@ -52,7 +40,7 @@ class GRF_OT_render_all(bpy.types.Operator):
             monitor.set_devices(detect_gpus())
             sync_devices(prefs, monitor.devices.gpus)
         try:
-            plan = plan_job(context, prefs, monitor.devices)
+            plan = plan_job(context, prefs, monitor.devices, bpy.app.binary_path)
         except PlanError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -64,7 +52,7 @@ class GRF_OT_render_all(bpy.types.Operator):
 
         previous = settings.job_dir
         try:
-            job_dir = new_job_dir(jobs_root(prefs), bpy.data.filepath)
+            job_dir = jobs.new_job_dir(jobs_root(prefs), bpy.data.filepath)
             settings.job_dir = job_dir  # saved in the .blend: reopening re-attaches
             bpy.ops.wm.save_mainfile()
             plan.spec.blend = os.path.join(job_dir, SNAPSHOT)

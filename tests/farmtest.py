@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_SCENE = ROOT / "dispatcher" / "demo_scene.py"
-WORKER = ROOT / "dispatcher" / "worker.py"
+DEMO_SCENE = ROOT / "dispatcher" / "blender_scripts" / "demo_scene.py"
+WORKER = ROOT / "dispatcher" / "blender_scripts" / "worker.py"
 
 
 def build_scene(path: Path, frames: int = 8, size: str = "32x32", samples: int = 4, *extra: str) -> Path:

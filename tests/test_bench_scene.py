@@ -22,7 +22,8 @@ def build(tmp_path, name, *extra):
 
 
 def inspect(path):
-    argv = [sys.executable, os.path.join(ROOT, "dispatcher", "worker.py"), "--blend", path, "--inspect"]
+    worker = os.path.join(ROOT, "dispatcher", "blender_scripts", "worker.py")
+    argv = [sys.executable, worker, "--blend", path, "--inspect"]
     result = subprocess.run(
         argv, capture_output=True, text=True, timeout=300, check=False, env=dict(os.environ, CUDA_VISIBLE_DEVICES="")
     )

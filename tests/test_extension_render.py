@@ -111,7 +111,7 @@ def test_eevee_cannot_pin_cards(farm):
 
 
 def test_movie_output_renders_png_frames(farm):
-    plan_job = importlib.import_module(f"{NAME}.operators.job_plan").plan_job
+    plan_job = importlib.import_module(f"{NAME}.planning").plan_job
     save(farm)
     farm.scene.render.image_settings.media_type = "VIDEO"
     plan = plan_job(bpy.context, farm.preferences.get_preferences(bpy.context), farm.monitor.devices)
@@ -190,7 +190,7 @@ def test_reopening_the_file_reattaches_to_its_job(farm):
 
 
 def test_per_card_device_type_and_workers_reach_the_job(farm):
-    plan_job = importlib.import_module(f"{NAME}.operators.job_plan").plan_job
+    plan_job = importlib.import_module(f"{NAME}.planning").plan_job
     save(farm)
     gpus = [farm.devices.Gpu(i, "NVIDIA H200", f"GPU-{i}", f"00000000:1{i}:00.0", 143771, 143000) for i in (0, 1)]
     report = farm.devices.DeviceReport(gpus=gpus)

@@ -11,6 +11,7 @@ from dispatcher.devices import DeviceReport
 from dispatcher.images import check_image
 from dispatcher.runner import run_job
 from dispatcher.spec import JobSpec
+from dispatcher.status_text import status_table
 
 CPU_ONLY = DeviceReport(gpus=[], cpu={"usable_cores": 2})
 Usage = namedtuple("Usage", "total used free")
@@ -65,7 +66,7 @@ def test_disk_filling_up_mid_job_stops_it_and_keeps_every_finished_frame(slow_bl
     assert 2 <= len(kept) < 24 and status["frames"]["done"] == len(kept)
     assert all(path.name.startswith("frame_") and check_image(str(path)) is None for path in kept)
     assert not worker_processes(str(slow_blend))
-    assert cli.summary_table(status).endswith("finished frames are kept")
+    assert status_table(status).endswith("finished frames are kept")
 
 
 def test_output_folder_lost_mid_job_stops_the_job_blaming_no_lane_and_resume_finishes(slow_blend, tmp_path):

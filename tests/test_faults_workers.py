@@ -19,6 +19,7 @@ from dispatcher.devices import DeviceReport
 from dispatcher.images import check_image
 from dispatcher.runner import run_job
 from dispatcher.spec import JobSpec
+from dispatcher.status_text import status_table
 from dispatcher.supervisor import SupervisorConfig
 
 CPU_ONLY = DeviceReport(gpus=[], cpu={"usable_cores": 2})
@@ -139,7 +140,7 @@ def test_lane_failing_three_times_in_a_row_is_blocklisted_and_others_take_its_fr
     assert {record["lane"] for record in done} == {"cpu0"}  # cpu1's frames went to cpu0
     assert status["state"] == "done"
     assert_clean_output(out, range(1, 11))
-    shown = [line for line in cli.summary_table(status).splitlines() if line.startswith("cpu1")]
+    shown = [line for line in status_table(status).splitlines() if line.startswith("cpu1")]
     assert shown and "blocklist" in shown[0]
 
 

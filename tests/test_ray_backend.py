@@ -305,7 +305,7 @@ def test_a_node_that_cannot_see_the_files_sends_a_one_line_fatal(ray_cluster, ti
     missing = str(tmp_path / "not shared" / "shot.blend")
     factory = ray_backend.RayFactory(JobSpec(blend=missing, output_dir=str(tmp_path)), [lane])
     inbox: queue.Queue = queue.Queue()
-    argv = [sys.executable, str(ROOT / "dispatcher" / "worker.py"), "--blend", missing]
+    argv = [sys.executable, str(ROOT / "dispatcher" / "blender_scripts" / "worker.py"), "--blend", missing]
     handle = factory.start(("cpu0", 1), argv, dict(os.environ), str(tmp_path / "cpu0.log"), inbox)
     messages = [inbox.get(timeout=60)[1] for _ in range(2)]
     assert [message["event"] for message in messages] == ["fatal", "exit"]

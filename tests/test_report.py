@@ -6,7 +6,7 @@ import json
 import pytest
 from PIL import Image
 
-from dispatcher import report
+from dispatcher import chart, report
 
 T0 = 1_800_000_000.0
 
@@ -116,13 +116,13 @@ def test_summary_table_text(tmp_path):
 
 
 def test_timeline_png(tmp_path):
-    png = report.timeline_png(str(write_job(tmp_path)), str(tmp_path / "out" / "t.png"))
+    png = chart.timeline_png(str(write_job(tmp_path)), str(tmp_path / "out" / "t.png"))
     image = Image.open(png)
     assert image.size[0] == 1400 and image.size[1] > 100
     # frame bars are drawn: the lane rows hold palette colours, the failed attempt is red
     colors = {color for _count, color in image.convert("RGB").getcolors(1 << 20)}
-    assert report._FAILED in colors
-    assert report._PALETTE[1] in colors  # frame 1 / 5 / 7 ...
+    assert chart._FAILED in colors
+    assert chart._PALETTE[1] in colors  # frame 1 / 5 / 7 ...
 
 
 def test_cli_main(tmp_path, capsys):

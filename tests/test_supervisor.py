@@ -40,6 +40,12 @@ class FakeWorker:
     def kill(self):
         self.killed, self.code = True, -9
 
+    def wait(self, timeout=None):
+        return self.code
+
+    def close(self):
+        pass
+
 
 class Rig:
     """A supervisor over fake workers; `workers[lane]` is the lane's current fake process."""

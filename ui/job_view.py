@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 from .. import monitor
+from ..dispatcher.lane_state import FAILED, RENDERING, STOPPED
+from ..dispatcher.status import JobStatus, LaneStatus
 
 STATE_ICONS = {"starting": "TIME", "running": "RENDER_ANIMATION", "done": "CHECKMARK", "failed": "ERROR",
                "cancelled": "CANCEL"}
@@ -19,34 +21,34 @@ def format_seconds(seconds) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def lane_text(lane: dict) -> tuple[float, str]:
+def lane_text(lane: LaneStatus) -> tuple[float, str]:
     """(bar fraction, text) for one lane."""
-    state = lane.get("state") or "?"
-    if lane.get("blocklisted"):
-        return 0.0, f"blocklisted after {lane.get('failures', 0)} failures"
-    if lane.get("phase") and "compil" in lane["phase"]:
+    state = lane.state or "?"
+    if lane.blocklisted:
+        return 0.0, f"blocklisted after {lane.failures} failures"
+    if lane.phase and "compil" in lane.phase:
         return 0.0, "compiling GPU kernels"
-    frame, sample, samples = lane.get("frame"), lane.get("sample"), lane.get("samples")
-    if state == "rendering" and frame is not None:
+    frame, sample, samples = lane.frame, lane.sample, lane.samples
+    if state == RENDERING and frame is not None:
         if sample is not None and samples:
             return min(sample / samples, 1.0), f"frame {frame}  {sample}/{samples} samples"
         return 0.0, f"frame {frame}"
-    return (1.0 if state == "stopped" else 0.0), f"{state}, {lane.get('frames_done', 0)} frames"
+    return (1.0 if state == STOPPED else 0.0), f"{state}, {lane.frames_done} frames"
 
 
-def draw_lanes(layout, lanes: list[dict]) -> None:
+def draw_lanes(layout, lanes: list[LaneStatus]) -> None:
     for lane in lanes:
         row = layout.row()
-        failed = lane.get("blocklisted") or lane.get("state") == "failed"
-        row.alert = bool(failed)
+        failed = lane.blocklisted or lane.state == FAILED
+        row.alert = failed
         split = row.split(factor=0.25)
-        split.label(text=lane.get("name", "?"), icon="ERROR" if failed else "BLANK1")
+        split.label(text=lane.name, icon="ERROR" if failed else "BLANK1")
         factor, text = lane_text(lane)
         split.progress(factor=factor, type="BAR", text=text)
-        if lane.get("last_error") and failed:
+        if lane.last_error and failed:
             error = layout.row()
             error.alert = True
-            error.label(text=f"{lane.get('name')}: {lane['last_error']}", icon="BLANK1")
+            error.label(text=f"{lane.name}: {lane.last_error}", icon="BLANK1")
 
 
 def draw_failed(layout, failed: dict) -> None:
@@ -71,7 +73,7 @@ def draw_missing(layout, missing: list) -> None:
     warning.operator("grf.render_all", text="Render Anyway", icon="RENDER_ANIMATION").allow_missing = True
 
 
-def draw_job(layout, job_dir: str, status: dict | None) -> None:
+def draw_job(layout, job_dir: str, status: JobStatus | None) -> None:
     """The job box; `status` is what `jobs.read_status` returned (None before the first write)."""
     box = layout.box()
     if status is None:
@@ -81,26 +83,26 @@ def draw_job(layout, job_dir: str, status: dict | None) -> None:
         else:
             box.label(text=f"Job folder missing: {job_dir}", icon="ERROR")
         return
-    state = status.get("state", "?")
-    phase = status.get("phase") or ""
+    state = status.state or "?"
+    phase = status.phase or ""
     box.label(text=f"{state.capitalize()}: {phase}" if phase else state.capitalize(),
               icon=STATE_ICONS.get(state, "QUESTION"))
     if "compil" in phase:
         box.label(text="Compiling GPU kernels: the first render on a card can take minutes", icon="TIME")
-    frames = status.get("frames") or {}
+    frames = status.frames
     total, done = frames.get("total") or 0, frames.get("done") or 0
     box.progress(factor=done / total if total else 0.0, type="BAR", text=f"{done} / {total} frames")
-    elapsed, eta = format_seconds(status.get("elapsed")), format_seconds(status.get("eta_seconds"))
+    elapsed, eta = format_seconds(status.elapsed), format_seconds(status.eta_seconds)
     box.label(text=f"Elapsed {elapsed}   ETA {eta}")
-    draw_lanes(box, status.get("lanes") or [])
-    if status.get("failed_frames"):
-        draw_failed(box, status["failed_frames"])
+    draw_lanes(box, status.lanes)
+    if status.failed_frames:
+        draw_failed(box, status.failed_frames)
     if monitor.stalled(job_dir):
         box.label(text="The render stopped unexpectedly: press Resume to finish it", icon="ERROR")
-    if status.get("missing_files"):
-        draw_missing(box, status["missing_files"])
-    elif status.get("message"):
-        box.label(text=status["message"], icon="INFO")
+    if status.missing_files:
+        draw_missing(box, status.missing_files)
+    elif status.message:
+        box.label(text=status.message, icon="INFO")
     if monitor.encode_errors.get(job_dir):
         box.label(text=f"Video encoding failed: {monitor.encode_errors[job_dir]}", icon="ERROR")
 
@@ -113,7 +115,7 @@ def draw_job(layout, job_dir: str, status: dict | None) -> None:
     if state == "done":
         if monitor.encoding(job_dir):
             row.label(text="Encoding video...", icon="TIME")
-        elif status.get("video"):
+        elif status.video:
             row.operator("grf.play_video", text="Play Video", icon="PLAY")
         else:
             row.operator("grf.play_video", text="Encode Video", icon="FILE_MOVIE")

@@ -3,7 +3,7 @@
 import bpy
 
 from .. import monitor
-from ..operators.job_plan import is_movie, output_target
+from ..planning import is_movie, output_target
 from ..preferences import get_preferences
 from .job_view import draw_job
 
@@ -55,7 +55,7 @@ def draw_settings(layout, scene) -> None:
     else:
         col.prop(settings, "frames")
     col.prop(settings, "output_dir")
-    folder, pattern = output_target(scene)
+    folder, pattern = output_target(scene, bpy.data.filepath)
     col.label(text=f"Frames go to {folder}/{pattern}", icon="BLANK1")
     col.prop(settings, "overwrite")
     if is_movie(scene):

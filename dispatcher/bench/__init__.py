@@ -1,6 +1,6 @@
 """``python -m dispatcher bench``: render a benchmark scene of its own in every approach and compare.
 
-Builds a procedural scene (``scene.py``: ~775k triangles, glass/metal/emission, a moving camera; and a
+Builds a procedural scene (``bench_scene.py``: ~775k triangles, glass/metal/emission, a moving camera; and a
 ``deforming`` variant whose meshes change every frame), renders it with Blender's own multi-GPU mode, the
 manual per-GPU methods and this product's layouts, prints a table (wall time, frames/min, speed-up over
 Blender's combined default, share of the ideal bound, overhead between frames) and draws a PNG (per-lane
@@ -14,20 +14,17 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
-from .. import report
-from .approaches import ALL_APPROACHES, BLENDER_APPROACHES, Run, Settings, build_scene, run_approach, warm_up
+from .. import chart
+from .analysis import TARGETS, analyse, first_frame_seconds, format_variant, ideal, targets
+from .approaches import ALL_APPROACHES, Run, Settings, build_scene, run_approach, warm_up
+
+__all__ = ["TARGETS", "analyse", "first_frame_seconds", "format_variant", "ideal", "main", "targets"]
 
 VARIANTS = ("static", "deforming")
-QUICK = {"frames": 8, "resolution": "32x32", "samples": 4, "triangles": 20_000}
-FULL = {"frames": 64, "resolution": "1280x720", "samples": 128, "triangles": 750_000}
-TARGETS = {
-    "per_card_vs_single": 1.05,  # per-card wall <= 1.05 x one worker's F/N frames on one GPU
-    "vs_combined_default": 7.0,  # >= 7x faster than Blender combined (defaults), on >= 64 frames
-    "vs_combined_persistent": 1.15,  # >= 1.15x faster than Blender combined + persistent data
-    "overhead_ms": 50.0,  # median gap between two frames of one worker
-    "auto_vs_best": 1.05,  # autotune's wall within 5 % of the best approach
-}
+QUICK: dict[str, Any] = {"frames": 8, "resolution": "32x32", "samples": 4, "triangles": 20_000}
+FULL: dict[str, Any] = {"frames": 64, "resolution": "1280x720", "samples": 128, "triangles": 750_000}
 
 
 def add_arguments(parser) -> None:
@@ -62,6 +59,7 @@ def add_arguments(parser) -> None:
 
 def make_settings(args) -> Settings:
     from ..devices import best_device_type, cpu_info, detect_gpus, select_gpus
+    from ..lanes import default_cpu_lanes
     from .approaches import default_program
 
     devices = detect_gpus()
@@ -69,7 +67,7 @@ def make_settings(args) -> Settings:
     use_gpu = bool(devices.gpus) and not args.cpu
     if args.gpu and not devices.gpus:
         raise SystemExit(f"error: --gpu given but this machine has no NVIDIA GPU ({devices.reason})")
-    size = dict(QUICK if (args.quick or not use_gpu) else FULL)
+    size: dict[str, Any] = dict(QUICK if (args.quick or not use_gpu) else FULL)
     program = args.blender or default_program()
     if not program:
         raise SystemExit("error: no Blender found: pass --blender PATH (a Blender binary or a Python with bpy)")
@@ -87,7 +85,8 @@ def make_settings(args) -> Settings:
         threads, total = 0, cores
         uuids, names = [gpu.uuid for gpu in gpus], [gpu.name for gpu in gpus]
     else:
-        lanes = args.cpu_lanes or (max(2, min(4, cores // 8)) if cores >= 2 else 1)
+        # the product's CPU-lane rule, but at least two lanes (they stand in for GPUs) when two cores allow
+        lanes = args.cpu_lanes or (max(2, default_cpu_lanes(cores)) if cores >= 2 else 1)
         threads = max(1, cores // lanes)
         total = cores
         device = "CPU"
@@ -117,184 +116,6 @@ def make_settings(args) -> Settings:
     )
 
 
-# -- numbers -----------------------------------------------------------------------------------------------
-
-
-def first_frame_seconds(run: Run) -> float | None:
-    ends = [report._number(r.get("end")) for r in run.records if r.get("status") == "done"]
-    ends = [end for end in ends if end is not None]
-    return min(ends) - run.started if ends else None
-
-
-def ideal(runs: dict[str, Run], settings_lanes: int) -> dict | None:
-    """N x one long-lived worker's steady rate on one GPU (from the 'single' run)."""
-    single = runs.get("single")
-    if single is None or not single.ok:
-        return None
-    pace = report.steady_seconds_per_frame(single.records)
-    if pace is None:
-        done = single.job().frames_done
-        pace = single.wall / done if done else None
-    if not pace:
-        return None
-    return {"seconds_per_frame": pace, "frames_per_minute": settings_lanes * 60.0 / pace}
-
-
-def analyse(runs: dict[str, Run], lanes: int, frames: int) -> dict:
-    """Rows for the table and the targets, from the runs of one variant."""
-    base = runs.get("combined")
-    bound = ideal(runs, lanes)
-    rows = []
-    for name in ALL_APPROACHES:
-        run = runs.get(name)
-        if run is None:
-            continue
-        job = run.job()
-        overhead = report.overhead_stats(run.records) if name not in BLENDER_APPROACHES else None
-        row = {
-            "approach": name,
-            "title": run.title,
-            "lanes": len(run.lanes),
-            "frames": job.frames_done,
-            "failed": job.frames_failed,
-            "wall": run.wall,
-            "frames_per_minute": 60.0 * job.frames_done / run.wall if run.wall else 0.0,
-            "speedup": (base.wall / run.wall) if base and base.ok and run.wall and name != "single" else None,
-            "of_ideal": None,
-            "gap_median_ms": overhead["median_ms"] if overhead else None,
-            "gap_p95_ms": overhead["p95_ms"] if overhead else None,
-            "first_frame": first_frame_seconds(run),
-            "ok": run.ok,
-            "error": run.error,
-        }
-        if bound and name != "single":
-            row["of_ideal"] = row["frames_per_minute"] / bound["frames_per_minute"]
-        if run.extra.get("autotune"):
-            row["autotune"] = run.extra["autotune"]
-        rows.append(row)
-    return {"rows": rows, "ideal": bound, "targets": targets(runs, rows, frames)}
-
-
-def targets(runs: dict[str, Run], rows: list[dict], frames: int) -> list[dict]:
-    result = []
-    per_card, single = runs.get("per-card"), runs.get("single")
-
-    def add(name, value, limit, passed, text):
-        result.append({"target": name, "value": value, "limit": limit, "pass": passed, "text": text})
-
-    if per_card and single and per_card.ok and single.ok:
-        ratio = per_card.wall / single.wall
-        limit = TARGETS["per_card_vs_single"]
-        add(
-            "per-card vs one worker",
-            ratio,
-            limit,
-            ratio <= limit,
-            f"per-card {per_card.wall:.1f} s for {per_card.frames} frames vs one worker {single.wall:.1f} s "
-            f"for {single.frames}: {ratio:.3f}x (<= {limit})",
-        )
-    for key, other in (("vs_combined_default", "combined"), ("vs_combined_persistent", "combined-pd")):
-        base = runs.get(other)
-        if per_card and base and per_card.ok and base.ok and per_card.wall:
-            speedup = base.wall / per_card.wall
-            limit = TARGETS[key]
-            enough = frames >= 64
-            add(
-                f"per-card vs {other}",
-                speedup,
-                limit,
-                (speedup >= limit) if enough else None,
-                f"{speedup:.2f}x faster than Blender {other} (>= {limit}x"
-                + (")" if enough else f"; not judged: {frames} < 64 frames)"),
-            )
-    if per_card and per_card.ok:
-        stats = report.overhead_stats(per_card.records)
-        if stats["count"]:
-            limit = TARGETS["overhead_ms"]
-            add(
-                "overhead between frames",
-                stats["median_ms"],
-                limit,
-                stats["median_ms"] <= limit,
-                f"median {stats['median_ms']:.1f} ms, p95 {stats['p95_ms']:.1f} ms, max {stats['max_ms']:.1f} ms "
-                f"(<= {limit:.0f} ms)",
-            )
-    auto = runs.get("auto")
-    finished = [run for name, run in runs.items() if run.ok and name != "single" and run.wall > 0]
-    if auto and auto.ok and finished:
-        best = min(finished, key=lambda run: run.wall)
-        ratio = auto.wall / best.wall
-        limit = TARGETS["auto_vs_best"]
-        add(
-            "autotune vs best",
-            ratio,
-            limit,
-            ratio <= limit,
-            f"auto {auto.wall:.1f} s vs best {best.approach} {best.wall:.1f} s: {ratio:.3f}x (<= {limit})",
-        )
-    return result
-
-
-def _f(value, pattern="{:.2f}"):
-    return "-" if value is None else pattern.format(value)
-
-
-def format_variant(variant: str, analysis: dict, header: str) -> str:
-    rows = analysis["rows"]
-    table_rows = []
-    for row in rows:
-        name = row["title"] + ("" if row["ok"] else " (FAILED)")
-        table_rows.append(
-            [
-                name,
-                str(row["lanes"]),
-                f"{row['frames']}" + (f"+{row['failed']}F" if row["failed"] else ""),
-                f"{row['wall']:.1f}",
-                f"{row['frames_per_minute']:.1f}",
-                _f(row["speedup"], "{:.2f}x"),
-                _f(row["of_ideal"], "{:.2f}"),
-                _f(row["first_frame"], "{:.1f}"),
-                _f(row["gap_median_ms"], "{:.0f}"),
-            ]
-        )
-    bound = analysis["ideal"]
-    if bound:
-        table_rows.append(
-            [
-                "ideal bound (N x one worker's steady rate)",
-                "",
-                "",
-                "",
-                f"{bound['frames_per_minute']:.1f}",
-                "",
-                "1.00",
-                "",
-                "",
-            ]
-        )
-    headers = [
-        "approach",
-        "lanes",
-        "frames",
-        "wall s",
-        "frames/min",
-        "vs combined",
-        "of ideal",
-        "1st frame s",
-        "gap ms",
-    ]
-    lines = [f"== {variant} scene: {header}", report.format_table(headers, table_rows)]
-    for target in analysis["targets"]:
-        mark = {True: "PASS", False: "FAIL", None: "n/a "}[target["pass"]]
-        lines.append(f"  [{mark}] {target['target']}: {target['text']}")
-    for row in rows:
-        if row.get("autotune"):
-            lines.append(f"  autotune chose: {row['autotune'].get('reason')}")
-        if not row["ok"] and row["error"]:
-            lines.append(f"  {row['approach']} failed: {row['error']}")
-    return "\n".join(lines)
-
-
 def load_runs(out: str, variant: str) -> dict[str, Run]:
     runs = {}
     for name in ALL_APPROACHES:
@@ -313,7 +134,7 @@ def draw(out_png: str, per_variant: dict[str, dict[str, Run]], analyses: dict[st
         jobs = [runs[name].job() for name in ALL_APPROACHES if name in runs]
         bound = analyses[variant]["ideal"]
         path = out_png + f".{variant}.png"
-        report.draw_chart(
+        chart.draw_chart(
             jobs, path, title=f"{variant} scene - {header}", ideal_fpm=bound["frames_per_minute"] if bound else None
         )
         parts.append(path)
@@ -350,31 +171,38 @@ def main(args) -> int:
         if unknown:
             print(f"error: unknown approach {', '.join(unknown)} (choose from {', '.join(ALL_APPROACHES)})")
             return 2
-        os.makedirs(settings.out, exist_ok=True)
-        with open(settings_path, "w", encoding="utf-8") as handle:
-            json.dump(settings.__dict__, handle, indent=1)
-        print(f"benchmark on {settings.label}", flush=True)
-        print(
-            f"{settings.frames} frames, {settings.resolution}, {settings.samples} samples, "
-            f"~{settings.triangles} triangle budget, worker program {settings.program}",
-            flush=True,
-        )
-        for variant in variants:
-            blend, facts = build_scene(settings, variant, lambda text: print(text, flush=True))
-            print(f"[{variant}] scene {blend}: {facts.get('triangles')} triangles", flush=True)
-            if not args.no_warmup:
-                seconds = warm_up(settings, blend, os.path.join(settings.out, variant, "warmup"))
-                print(f"[{variant}] warm-up (kernels, caches; not timed): {seconds:.1f} s", flush=True)
-            for name in names:
-                began = time.time()
-                print(f"[{variant}] {name} ...", end=" ", flush=True)
-                run = run_approach(settings, name, variant, blend)
-                state = "ok" if run.ok else f"FAILED: {run.error}"
-                print(
-                    f"{run.wall:.1f} s, {run.job().frames_done} frames ({state}; {time.time() - began:.0f} s)",
-                    flush=True,
-                )
+        run_all(settings, settings_path, variants, names, warm=not args.no_warmup)
+    return report_results(settings, variants, args)
 
+
+def run_all(settings: Settings, settings_path: str, variants: tuple, names: list[str], warm: bool) -> None:
+    """Build each variant's scene, warm up, and run every approach on it (results saved per run)."""
+    os.makedirs(settings.out, exist_ok=True)
+    with open(settings_path, "w", encoding="utf-8") as handle:
+        json.dump(settings.__dict__, handle, indent=1)
+    print(f"benchmark on {settings.label}", flush=True)
+    print(
+        f"{settings.frames} frames, {settings.resolution}, {settings.samples} samples, "
+        f"~{settings.triangles} triangle budget, worker program {settings.program}",
+        flush=True,
+    )
+    for variant in variants:
+        blend, facts = build_scene(settings, variant, lambda text: print(text, flush=True))
+        print(f"[{variant}] scene {blend}: {facts.get('triangles')} triangles", flush=True)
+        if warm:
+            seconds = warm_up(settings, blend, os.path.join(settings.out, variant, "warmup"))
+            print(f"[{variant}] warm-up (kernels, caches; not timed): {seconds:.1f} s", flush=True)
+        for name in names:
+            began = time.time()
+            print(f"[{variant}] {name} ...", end=" ", flush=True)
+            run = run_approach(settings, name, variant, blend)
+            state = "ok" if run.ok else f"FAILED: {run.error}"
+            took = time.time() - began
+            print(f"{run.wall:.1f} s, {run.job().frames_done} frames ({state}; {took:.0f} s)", flush=True)
+
+
+def report_results(settings: Settings, variants: tuple, args) -> int:
+    """Tables, chart and results.json from the saved runs; 1 when a run failed."""
     header = (
         f"{settings.label}; {settings.frames} frames {settings.resolution} {settings.samples} samples; "
         f"{time.strftime('%Y-%m-%d')}"

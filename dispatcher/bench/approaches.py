@@ -1,6 +1,6 @@
 """The approaches the benchmark compares, each run as real processes and timed frame by frame.
 
-Blender's own ways (through ``blender_run.py``, a bpy script run by the worker program):
+Blender's own ways (through ``blender_scripts/bench_timing.py``, a bpy script run by the worker program):
 
 * ``combined``      one Blender process, every GPU enabled, the whole range as ``blender -b -a`` (defaults)
 * ``combined-pd``   the same with persistent data on
@@ -25,167 +25,30 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from .. import report
+from ..blender_scripts import BENCH_SCENE, BENCH_TIMING
+from ..process import blender_command, default_program, kill_and_reap, spawn_logged
+from .common import (
+    ALL_APPROACHES,
+    BLENDER_APPROACHES,
+    PRODUCT_APPROACHES,
+    Run,
+    Settings,
+    drop_frames,
+    lane_env,
+    lane_names,
+)
+from .product import product_args, run_product
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SCENE_SCRIPT = os.path.join(HERE, "scene.py")
-RUN_SCRIPT = os.path.join(HERE, "blender_run.py")
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(HERE))
-
-BLENDER_APPROACHES = ("combined", "combined-pd", "static-chunks", "fresh-per-frame")
-PRODUCT_APPROACHES = ("per-card", "per-card-m", "product-combined", "auto", "single")
-ALL_APPROACHES = BLENDER_APPROACHES + PRODUCT_APPROACHES
-
-
-@dataclass
-class Settings:
-    """One benchmark run: the machine's lanes and the scene's size."""
-
-    device: str  # CPU, OPTIX, CUDA
-    lanes: int  # N: GPUs, or CPU lanes standing in for them
-    threads: int  # threads per CPU lane (0 on GPUs)
-    total_threads: int
-    frames: int
-    resolution: str
-    samples: int
-    triangles: int
-    workers_per_gpu: int
-    program: str
-    out: str
-    gpu_uuids: list[str] = field(default_factory=list)
-    gpu_names: list[str] = field(default_factory=list)
-    timeout: float = 3600.0
-    keep_frames: bool = False
-    label: str = ""
-
-    @property
-    def is_cpu(self) -> bool:
-        return self.device == "CPU"
-
-
-@dataclass
-class Run:
-    """What one approach did: per-frame records in frames.jsonl form, and the wall time."""
-
-    approach: str
-    variant: str
-    title: str
-    started: float
-    finished: float
-    lanes: list[str]
-    records: list[dict]
-    frames: int
-    ok: bool = True
-    error: str = ""
-    note: str = ""
-    command: list[str] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def wall(self) -> float:
-        return max(0.0, self.finished - self.started)
-
-    def job(self) -> report.Job:
-        return report.Job(
-            title=self.title,
-            records=self.records,
-            started=self.started,
-            finished=self.finished,
-            lanes=self.lanes,
-            state="done" if self.ok else "failed",
-            total_frames=self.frames,
-        )
-
-    def save(self, folder: str) -> None:
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "frames.jsonl"), "w", encoding="utf-8") as handle:
-            for record in self.records:
-                handle.write(json.dumps(record) + "\n")
-        data = asdict(self)
-        data.pop("records")
-        data["wall"] = self.wall
-        with open(os.path.join(folder, "result.json"), "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1)
-
-    @classmethod
-    def load(cls, folder: str) -> Run:
-        with open(os.path.join(folder, "result.json"), encoding="utf-8") as handle:
-            data = json.load(handle)
-        data.pop("wall", None)
-        data["records"] = report.read_records(os.path.join(folder, "frames.jsonl"))
-        return cls(**data)
-
-
-# -- programs ----------------------------------------------------------------------------------------------
-
-
-def default_program() -> str | None:
-    try:
-        from ..process import default_program as engine_default
-    except ImportError:
-        engine_default = None
-    if engine_default is not None:
-        return engine_default()
-    import importlib.util
-
-    if os.environ.get("GRF_BLENDER"):
-        return os.environ["GRF_BLENDER"]
-    return sys.executable if importlib.util.find_spec("bpy") else shutil.which("blender")
-
-
-def is_python(program: str) -> bool:
-    return "python" in os.path.basename(program).lower()
-
-
-def script_command(program: str, script: str, args: list[str]) -> list[str]:
-    """argv that runs a bpy script: ``python script -- args`` or ``blender -b --factory-startup --python``."""
-    if is_python(program):
-        return [program, script, "--", *args]
-    return [program, "-b", "--factory-startup", "--python", script, "--", *args]
-
-
-def lane_env(settings: Settings, gpu_indices: list[int] | None) -> dict[str, str]:
-    """Environment that pins a process: the GPUs it may see (None: every bench GPU), or no GPU on CPU."""
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    if settings.is_cpu:
-        env["CUDA_VISIBLE_DEVICES"] = ""
-        return env
-    uuids = settings.gpu_uuids if gpu_indices is None else [settings.gpu_uuids[index] for index in gpu_indices]
-    env["CUDA_VISIBLE_DEVICES"] = ",".join(uuids)
-    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-    return env
-
-
-def lane_names(settings: Settings, count: int | None = None) -> list[str]:
-    prefix = "cpu" if settings.is_cpu else "gpu"
-    return [f"{prefix}{index}" for index in range(count or settings.lanes)]
-
-
-def kill(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        process.kill()
-    process.wait()
-
-
-def spawn(argv: list[str], env: dict, log_path: str) -> subprocess.Popen:
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
-    try:
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    finally:
-        log.close()
-
+__all__ = ["ALL_APPROACHES", "BLENDER_APPROACHES", "PRODUCT_APPROACHES", "Run", "Settings", "build_scene",
+           "default_program", "lane_env", "product_args", "read_timing", "records_from_timing", "run_approach",
+           "script_command", "warm_up"]  # fmt: skip
+SCENE_SCRIPT = BENCH_SCENE
+RUN_SCRIPT = BENCH_TIMING
+script_command = blender_command  # python script -- args, or blender -b --factory-startup --python script -- args
 
 # -- the scene ---------------------------------------------------------------------------------------------
 
@@ -247,7 +110,7 @@ def build_scene(settings: Settings, variant: str, log) -> tuple[str, dict]:
 
 
 def read_timing(path: str) -> list[dict]:
-    events = []
+    events: list[dict] = []
     if not os.path.exists(path):
         return events
     with open(path, encoding="utf-8") as handle:
@@ -260,7 +123,7 @@ def read_timing(path: str) -> list[dict]:
 
 
 def records_from_timing(events: list[dict], lane: str, launch: float, exit_time: float, frames: list[int]) -> list:
-    """frames.jsonl-style records from blender_run.py's render events.
+    """frames.jsonl-style records from bench_timing.py's render events.
 
     A frame runs from the previous frame's write (the first from when the file was loaded) to its own
     write; start-up (process launch to file loaded) is a ``setup`` record. Frames never written fail.
@@ -269,8 +132,8 @@ def records_from_timing(events: list[dict], lane: str, launch: float, exit_time:
     loaded = next((event["t"] for event in events if event.get("event") == "loaded"), None)
     cursor = loaded if loaded is not None else exit_time
     records.append({"frame": None, "lane": lane, "start": launch, "end": cursor, "status": "setup"})
-    pre: dict[int, float] = {}
-    post: dict[int, float] = {}
+    pre: dict[Any, Any] = {}
+    post: dict[Any, Any] = {}
     written = set()
     for event in events:
         kind, frame, moment = event.get("event"), event.get("frame"), event.get("t")
@@ -310,7 +173,7 @@ def _blender_args(settings: Settings, blend: str, frames: str, out: str, timing:
 
 
 def run_processes(settings: Settings, jobs: list[dict], slots: int, deadline: float) -> list[dict]:
-    """Run blender_run.py jobs, at most ``slots`` at once, a freed slot taking the next job (a queue).
+    """Run bench_timing.py jobs, at most ``slots`` at once, a freed slot taking the next job (a queue).
 
     Each job: {lane, slot, frames (list), blend, out, timing, persistent, threads, gpus, log}; returns the
     jobs with launch, exit and returncode filled in.
@@ -343,12 +206,12 @@ def run_processes(settings: Settings, jobs: list[dict], slots: int, deadline: fl
             job["argv"] = argv
             job["launch"] = time.time()
             gpus = [slot] if job["gpus"] == "slot" else job["gpus"]
-            running[slot] = (spawn(argv, lane_env(settings, gpus), job["log"]), job)
+            running[slot] = (spawn_logged(argv, lane_env(settings, gpus), job["log"]), job)
         time.sleep(0.02)
         for slot, (process, job) in list(running.items()):
             code = process.poll()
             if code is None and time.time() > deadline:
-                kill(process)
+                kill_and_reap(process)
                 code = process.returncode
                 job["error"] = "timed out"
             if code is not None:
@@ -360,77 +223,60 @@ def run_processes(settings: Settings, jobs: list[dict], slots: int, deadline: fl
     return jobs
 
 
+def _combined_jobs(settings: Settings, approach: str, base: dict, frames: list[int]) -> tuple[list[dict], int, str]:
+    """One Blender process with every GPU, the whole range."""
+    persistent = approach == "combined-pd"
+    cpu, folder = settings.is_cpu, base["folder"]
+    job = dict(base["job"], lane="all" if not cpu else "cpu-all", frames=frames, persistent=persistent,
+               threads=settings.total_threads if cpu else 0, gpus=[] if cpu else None,
+               timing=os.path.join(folder, "timing-0.jsonl"),
+               log=os.path.join(folder, "logs", "combined.log"))  # fmt: skip
+    return [job], 1, "Blender combined" + (" + persistent data" if persistent else ", defaults")
+
+
+def _chunk_jobs(settings: Settings, base: dict, frames: list[int]) -> tuple[list[dict], int, str]:
+    """The manual method: one process per GPU, contiguous chunks of the range."""
+    chunk, folder, jobs = math.ceil(len(frames) / settings.lanes), base["folder"], []
+    for index, lane in enumerate(lane_names(settings)):
+        part = frames[index * chunk : (index + 1) * chunk]
+        if part:  # persistent None: the file's setting, Blender's default (off)
+            jobs.append(dict(base["job"], lane=lane, frames=part, persistent=None,
+                             threads=settings.threads if settings.is_cpu else 0,
+                             gpus=[] if settings.is_cpu else [index],
+                             timing=os.path.join(folder, f"timing-{lane}.jsonl"),
+                             log=os.path.join(folder, "logs", f"{lane}.log")))  # fmt: skip
+    return jobs, len(jobs), f"static chunks, {settings.lanes} processes"
+
+
+def _fresh_jobs(settings: Settings, base: dict, frames: list[int]) -> tuple[list[dict], int, str]:
+    """A new process for every frame, from a shared queue; each pinned to the GPU of the slot it lands in."""
+    folder = base["folder"]
+    jobs = [dict(base["job"], frames=[frame], persistent=None, threads=settings.threads if settings.is_cpu else 0,
+                 gpus=[] if settings.is_cpu else "slot", timing=os.path.join(folder, f"timing-f{frame}.jsonl"),
+                 log=os.path.join(folder, "logs", f"frame{frame}.log"))
+            for frame in frames]  # fmt: skip
+    return jobs, settings.lanes, "fresh process per frame"
+
+
 def run_blender(settings: Settings, approach: str, variant: str, blend: str, folder: str) -> Run:
     frames = list(range(1, settings.frames + 1))
     out = os.path.join(folder, "frames")
     os.makedirs(out, exist_ok=True)
-    logs = os.path.join(folder, "logs")
-    everything = None if not settings.is_cpu else []
-    base = {"blend": blend, "out": out}
-    cpu = settings.is_cpu
+    base = {"folder": folder, "job": {"blend": blend, "out": out}}
     if approach in ("combined", "combined-pd"):
-        persistent = approach == "combined-pd"
-        jobs = [
-            dict(
-                base,
-                lane="all" if not cpu else "cpu-all",
-                frames=frames,
-                persistent=persistent,
-                threads=settings.total_threads if cpu else 0,
-                gpus=everything,
-                timing=os.path.join(folder, "timing-0.jsonl"),
-                log=os.path.join(logs, "combined.log"),
-            )
-        ]
-        slots = 1
+        jobs, slots, title = _combined_jobs(settings, approach, base, frames)
         lanes = [jobs[0]["lane"]]
-        title = "Blender combined" + (" + persistent data" if persistent else ", defaults")
     elif approach == "static-chunks":
-        chunk = math.ceil(len(frames) / settings.lanes)
+        jobs, slots, title = _chunk_jobs(settings, base, frames)
         lanes = lane_names(settings)
-        jobs = []
-        for index, lane in enumerate(lanes):
-            part = frames[index * chunk : (index + 1) * chunk]
-            if not part:
-                continue
-            jobs.append(
-                dict(
-                    base,
-                    lane=lane,
-                    frames=part,
-                    persistent=None,  # the file's setting: Blender's default, off
-                    threads=settings.threads if cpu else 0,
-                    gpus=[] if cpu else [index],
-                    timing=os.path.join(folder, f"timing-{lane}.jsonl"),
-                    log=os.path.join(logs, f"{lane}.log"),
-                )
-            )
-        slots = len(jobs)
-        title = f"static chunks, {settings.lanes} processes"
     elif approach == "fresh-per-frame":
+        jobs, slots, title = _fresh_jobs(settings, base, frames)
         lanes = lane_names(settings)
-        jobs = [
-            dict(
-                base,
-                frames=[frame],
-                persistent=None,
-                threads=settings.threads if cpu else 0,
-                timing=os.path.join(folder, f"timing-f{frame}.jsonl"),
-                log=os.path.join(logs, f"frame{frame}.log"),
-            )
-            for frame in frames
-        ]
-        slots = settings.lanes
-        title = "fresh process per frame"
     else:
         raise ValueError(f"not a Blender approach: {approach}")
-
     for path in [job["timing"] for job in jobs]:
         if os.path.exists(path):
             os.remove(path)
-    if approach == "fresh-per-frame":
-        for job in jobs:
-            job["gpus"] = [] if cpu else "slot"  # pinned to the GPU of the slot it lands in
     started = time.time()
     done = run_processes(settings, jobs, slots, started + settings.timeout)
     finished = time.time()
@@ -442,173 +288,11 @@ def run_blender(settings: Settings, approach: str, variant: str, blend: str, fol
         )
         if job.get("returncode"):
             errors.append(f"{job['lane']}: exit {job['returncode']} {job.get('error', '')} (log {job['log']})".strip())
-    run = Run(
-        approach=approach,
-        variant=variant,
-        title=title,
-        started=started,
-        finished=finished,
-        lanes=lanes,
-        records=records,
-        frames=len(frames),
-        ok=not errors,
-        error="; ".join(errors[:3]),
-        command=done[0].get("argv", []) if done else [],
-    )
-    _drop_frames(settings, out)
+    run = Run(approach=approach, variant=variant, title=title, started=started, finished=finished, lanes=lanes,
+              records=records, frames=len(frames), ok=not errors, error="; ".join(errors[:3]),
+              command=done[0].get("argv", []) if done else [])  # fmt: skip
+    drop_frames(settings, out)
     return run
-
-
-def _drop_frames(settings: Settings, out: str) -> None:
-    if not settings.keep_frames:
-        shutil.rmtree(out, ignore_errors=True)
-
-
-# -- this product ------------------------------------------------------------------------------------------
-
-
-def product_args(settings: Settings, approach: str, variant: str) -> tuple[list[str], str, int]:
-    """CLI flags for a product approach; also its title and its lane count."""
-    m = settings.workers_per_gpu
-    deforming = variant == "deforming"
-    if settings.is_cpu:
-        n, t = settings.lanes, settings.threads
-        table = {
-            "per-card": (["--layout", "per-card", "--cpu-lanes", str(n), "--threads", str(t)], "product per-card", n),
-            "per-card-m": (
-                ["--layout", "per-card", "--cpu-lanes", str(n * m), "--threads", str(max(1, t // m))],
-                f"product {m} workers/lane",
-                n * m,
-            ),
-            "product-combined": (
-                ["--layout", "combined", "--cpu-lanes", "1", "--threads", str(settings.total_threads)],
-                "product combined",
-                1,
-            ),
-            "auto": (["--layout", "auto"], "product --layout auto", 0),
-            "single": (["--layout", "per-card", "--cpu-lanes", "1", "--threads", str(t)], "one worker, one lane", 1),
-        }
-        args, title, lanes = table[approach]
-        args = ["--device", "CPU", *args]
-    else:
-        n = settings.lanes
-        every = ",".join(str(index) for index in range(n))
-        table = {
-            "per-card": (["--layout", "per-card"], "product per-card", n),
-            "per-card-m": (["--layout", "per-card", "--workers-per-gpu", str(m)], f"product {m} workers/GPU", n * m),
-            "product-combined": (["--layout", "combined"], "product combined", 1),
-            "auto": (["--layout", "auto"], "product --layout auto", 0),
-            "single": (["--layout", "per-card", "--gpus", "0"], "one worker, one GPU", 1),
-        }
-        args, title, lanes = table[approach]
-        args = ["--device", settings.device, *args]
-        if approach != "single":
-            args += ["--gpus", every]
-    if approach == "per-card-m" and deforming:
-        args.append("--no-persistent-data")
-        title += ", no persistent data"
-    return args, title, lanes
-
-
-def run_product(settings: Settings, approach: str, variant: str, blend: str, folder: str) -> Run:
-    frames = settings.frames if approach != "single" else math.ceil(settings.frames / settings.lanes)
-    args, title, _lanes = product_args(settings, approach, variant)
-    out = os.path.join(folder, "frames")
-    job_dir = os.path.join(folder, "job")
-    shutil.rmtree(job_dir, ignore_errors=True)
-    shutil.rmtree(out, ignore_errors=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "dispatcher",
-        "render",
-        blend,
-        "--frames",
-        f"1-{frames}",
-        "--output",
-        out,
-        "--job-dir",
-        job_dir,
-        "--overwrite",
-        "--blender",
-        settings.program,
-        "--json",
-        *args,
-    ]
-    env = lane_env(settings, None) if not settings.is_cpu else dict(os.environ)
-    env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
-    log_path = os.path.join(folder, "logs", "dispatcher.log")
-    started = time.time()
-    process = spawn(argv, env, log_path)
-    error = ""
-    try:
-        process.wait(timeout=settings.timeout)
-    except subprocess.TimeoutExpired:
-        kill(process)
-        error = "timed out"
-    finished = time.time()
-    try:
-        job = report.load_job(job_dir)
-    except FileNotFoundError:
-        job = report.Job(title=title, records=[])
-    records = [record for record in job.records if record.get("status") != "setup"]
-    records += _setup_records(records, started)
-    extra = {}
-    status = report.read_json(os.path.join(job_dir, "status.json")) or {}
-    if status.get("autotune"):
-        extra["autotune"] = status["autotune"]
-    summary = _last_json(log_path)
-    if summary and summary.get("autotune"):
-        extra["autotune"] = summary["autotune"]
-    if extra.get("autotune", {}).get("reason"):
-        title += f" [{extra['autotune'].get('key', extra['autotune'].get('layout'))}]"
-    ok = process.returncode == 0 and not error
-    if not ok and not error:
-        error = f"exit {process.returncode} (log {log_path})"
-    run = Run(
-        approach=approach,
-        variant=variant,
-        title=title,
-        started=started,
-        finished=finished,
-        lanes=job.lanes or sorted({str(record.get("lane")) for record in records}),
-        records=records,
-        frames=frames,
-        ok=ok,
-        error=error,
-        command=argv,
-        extra=extra,
-    )
-    _drop_frames(settings, out)
-    return run
-
-
-def _setup_records(records: list[dict], launch: float) -> list[dict]:
-    """Per lane: launch of the dispatcher -> the lane's first frame start, drawn as start-up."""
-    first: dict[str, float] = {}
-    for record in records:
-        lane = str(record.get("lane"))
-        start = report._number(record.get("start"))
-        if start is not None and (lane not in first or start < first[lane]):
-            first[lane] = start
-    return [
-        {"frame": None, "lane": lane, "start": launch, "end": start, "status": "setup"} for lane, start in first.items()
-    ]
-
-
-def _last_json(path: str) -> dict | None:
-    """The dispatcher's --json summary (the last JSON object printed to its log)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-    except OSError:
-        return None
-    start = text.rfind("\n{")
-    start = 0 if start < 0 and text.startswith("{") else start + 1
-    try:
-        return json.loads(text[start:]) if start >= 0 else None
-    except json.JSONDecodeError:
-        return None
 
 
 # -- warm-up -----------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ settings; the multilayer EXR, which Blender writes only from a render result, is
 OpenImageIO with five passes, half float, ZIP), from two pictures: a smooth render-like gradient with
 mild noise, and a worst case of heavy noise (which compresses worst and so decodes slowest). Each
 decoder then validates each file ``--repeat`` times; the table shows the median in milliseconds.
-Run as a script with ``--write DIR`` it is the Blender side (the only code here that imports bpy).
+The Blender side is ``blender_scripts/validation_frames.py``.
 """
 
 from __future__ import annotations
@@ -18,33 +18,15 @@ import sys
 import tempfile
 import time
 
+from ..blender_scripts import VALIDATION_FRAMES
+from ..process import blender_command
+
 WIDTH, HEIGHT = 1920, 1080
 TARGET_MS = 50.0
 FORMATS = (("PNG", "png"), ("JPEG", "jpg"), ("TIFF", "tif"), ("OPEN_EXR", "exr"), ("OPEN_EXR_MULTILAYER", "exr"))
 LAYERS = ("Combined", "Depth", "Normal", "DiffCol", "Denoising Albedo")
 PICTURES = {"render-like": 0.01, "heavy noise": 0.08}
-
-
-def write_frames(directory: str) -> None:
-    """Blender side: write every format from both pictures with Blender's own writers."""
-    import bpy
-    import numpy
-
-    scene = bpy.context.scene
-    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = WIDTH, HEIGHT, 100
-    rows, columns = numpy.mgrid[0:HEIGHT, 0:WIDTH].astype(numpy.float32)
-    random = numpy.random.default_rng(7)
-    for picture, noise in PICTURES.items():
-        rgba = numpy.stack([columns / WIDTH, rows / HEIGHT, (rows * columns) / (WIDTH * HEIGHT), numpy.ones_like(rows)])
-        rgba = rgba.transpose(1, 2, 0) + random.normal(0.0, noise, (HEIGHT, WIDTH, 4)).astype(numpy.float32)
-        rgba[..., 3] = 1.0
-        image = bpy.data.images.new(picture, WIDTH, HEIGHT, alpha=True, float_buffer=True)
-        image.pixels.foreach_set(numpy.clip(rgba, 0.0, 1.0).astype(numpy.float32).ravel())
-        for file_format, extension in FORMATS[:-1]:
-            scene.render.image_settings.file_format = file_format
-            name = f"{picture.replace(' ', '_')}-{file_format}.{extension}"
-            image.save_render(filepath=os.path.join(directory, name), scene=scene)
-        numpy.save(os.path.join(directory, f"{picture.replace(' ', '_')}.npy"), rgba[..., :3].astype(numpy.float16))
+PICTURES_ARGS = [f"{name}={noise}" for name, noise in PICTURES.items()]
 
 
 def write_multilayer(directory: str) -> None:
@@ -57,7 +39,7 @@ def write_multilayer(directory: str) -> None:
         rgb = numpy.load(f"{stem}.npy")
         names = [f"ViewLayer.{layer}.{channel}" for layer in LAYERS for channel in "RGB"]
         spec = oiio.ImageSpec(WIDTH, HEIGHT, len(names), oiio.HALF)
-        spec.channelnames = names
+        spec.channelnames = tuple(names)
         spec.attribute("compression", "zip")
         output = oiio.ImageOutput.create("openexr")
         output.open(f"{stem}-OPEN_EXR_MULTILAYER.exr", spec)
@@ -78,7 +60,7 @@ def measure(directory: str, repeat: int) -> list[dict]:
                 if name == "Pillow" and extension == "exr":
                     row[name] = None
                     continue
-                images._decoder = lambda expected, decoder=decoder: decoder
+                images._decoder = _fixed(decoder)
                 assert images.check_image(path) is None, (name, path, images.check_image(path))
                 times = []
                 for _ in range(repeat):
@@ -88,6 +70,11 @@ def measure(directory: str, repeat: int) -> list[dict]:
                 row[name] = statistics.median(times)
             rows.append(row)
     return rows
+
+
+def _fixed(decoder):
+    """A stand-in for images._decoder that always picks ``decoder``."""
+    return lambda _expected: decoder
 
 
 def table(rows: list[dict]) -> str:
@@ -106,13 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dispatcher.bench.validation")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--python", default=sys.executable, help="a Python with bpy that writes the frames")
-    parser.add_argument("--write", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.write:
-        write_frames(args.write)
-        return 0
     with tempfile.TemporaryDirectory(prefix="grf-validate-") as directory:
-        subprocess.run([args.python, os.path.abspath(__file__), "--write", directory], check=True, capture_output=True)
+        argv = blender_command(args.python, VALIDATION_FRAMES, [directory, str(WIDTH), str(HEIGHT), *PICTURES_ARGS])
+        subprocess.run(argv, check=True, capture_output=True)
         write_multilayer(directory)
         print(f"{WIDTH}x{HEIGHT}, median of {args.repeat}, {os.cpu_count()} CPUs")
         print(table(measure(directory, args.repeat)))
@@ -120,7 +104,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if "--write" in sys.argv:  # the Blender side runs by path, outside the package
-        write_frames(sys.argv[sys.argv.index("--write") + 1])
-    else:
-        sys.exit(main())
+    sys.exit(main())

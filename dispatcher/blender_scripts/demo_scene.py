@@ -62,6 +62,14 @@ def build(args: argparse.Namespace) -> None:
     bpy.ops.mesh.primitive_plane_add(size=20)
     bpy.context.object.data.materials.append(material(bpy, "Floor", (0.3, 0.3, 0.32), roughness=0.25))
 
+    add_objects(bpy, args.frames)
+    if not args.no_camera:
+        add_camera(bpy, scene, args.frames)
+    bpy.ops.wm.save_as_mainfile(filepath=args.out)
+
+
+def add_objects(bpy, frames: int) -> None:
+    """Spinning glass spheres and metal cubes, an emissive lamp and an area light."""
     palette = [(0.9, 0.2, 0.15), (0.15, 0.5, 0.9), (0.95, 0.75, 0.2), (0.3, 0.85, 0.4)]
     for index, color in enumerate(palette):
         angle = index * math.tau / len(palette)
@@ -78,7 +86,7 @@ def build(args: argparse.Namespace) -> None:
         obj.rotation_euler = (0, 0, 0)
         obj.keyframe_insert("rotation_euler", frame=1)
         obj.rotation_euler = (0, 0, math.tau)
-        obj.keyframe_insert("rotation_euler", frame=args.frames)
+        obj.keyframe_insert("rotation_euler", frame=frames)
 
     bpy.ops.mesh.primitive_ico_sphere_add(radius=0.5, location=(0, 0, 1.2), subdivisions=3)
     bpy.context.object.data.materials.append(material(bpy, "Lamp", (1.0, 0.6, 0.3), emission=8.0))
@@ -87,20 +95,20 @@ def build(args: argparse.Namespace) -> None:
     bpy.context.object.data.energy = 400
     bpy.context.object.data.size = 4
 
-    if not args.no_camera:
-        bpy.ops.object.empty_add(location=(0, 0, 0.8))
-        target = bpy.context.object
-        bpy.ops.object.camera_add(location=(7, -7, 4.5))
-        camera = bpy.context.object
-        constraint = camera.constraints.new("TRACK_TO")
-        constraint.target = target
-        camera.location = (7, -7, 4.5)
-        camera.keyframe_insert("location", frame=1)
-        camera.location = (-7, -7, 3.5)
-        camera.keyframe_insert("location", frame=args.frames)
-        scene.camera = camera
 
-    bpy.ops.wm.save_as_mainfile(filepath=args.out)
+def add_camera(bpy, scene, frames: int) -> None:
+    """A camera tracking the centre, moving across the animation."""
+    bpy.ops.object.empty_add(location=(0, 0, 0.8))
+    target = bpy.context.object
+    bpy.ops.object.camera_add(location=(7, -7, 4.5))
+    camera = bpy.context.object
+    constraint = camera.constraints.new("TRACK_TO")
+    constraint.target = target
+    camera.location = (7, -7, 4.5)
+    camera.keyframe_insert("location", frame=1)
+    camera.location = (-7, -7, 3.5)
+    camera.keyframe_insert("location", frame=frames)
+    scene.camera = camera
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
-"""Checks before a render and the JobSpec they lead to; messages are written for the artist."""
+"""Checks before a render and the JobSpec they lead to; messages are written for the artist.
+
+bpy-free: it reads the scene, context and preferences objects it is given (duck-typed), so the operators and
+the panel share it and it can be read without Blender's modules.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass, field
 
-import bpy
-
-from ..dispatcher.frames import FrameSyntaxError, parse_frames
-from ..dispatcher.spec import IMAGE_FORMATS, MOVIE_EXTENSIONS, JobSpec, SpecError
-from ..preferences import device_used, per_gpu_overrides, worker_program
+from .dispatcher.frames import FrameSyntaxError, parse_frames
+from .dispatcher.spec import IMAGE_FORMATS, MOVIE_EXTENSIONS, JobSpec, SpecError
 
 LAYOUTS = {"PER_CARD": "per-card", "COMBINED": "combined", "GROUPS": "groups", "SHARED": "per-card"}
 NON_NVIDIA_GPU_TYPES = ("HIP", "ONEAPI", "METAL")
@@ -25,6 +27,42 @@ class Plan:
     spec: JobSpec
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def blend_relative(path: str, blend: str) -> str:
+    """Blender's ``//`` prefix (relative to the saved .blend) made absolute, as bpy.path.abspath does."""
+    if path.startswith("//"):
+        return os.path.join(os.path.dirname(blend), path[2:])
+    return path
+
+
+def worker_program(prefs, blend: str, binary_path: str = "") -> str:
+    """The program that runs workers: the preference, else this Blender, else this Python (bpy module)."""
+    if prefs.blender_binary:
+        return blend_relative(prefs.blender_binary, blend)
+    return binary_path or sys.executable
+
+
+def device_used(prefs, key: str) -> bool:
+    """Whether the card with this key is ticked; cards not in the mapping yet are used."""
+    for device in prefs.devices:
+        if device.key == key:
+            return device.use
+    return True
+
+
+def per_gpu_overrides(prefs) -> dict:
+    """The cards whose device type or worker count differs from the defaults, for JobSpec.per_gpu."""
+    overrides = {}
+    for device in prefs.devices:
+        override = {}
+        if getattr(device, "device_type", "INHERIT") != "INHERIT":
+            override["device_type"] = device.device_type
+        if getattr(device, "workers", 0):
+            override["workers"] = device.workers
+        if override:
+            overrides[device.key] = override
+    return overrides
 
 
 def is_movie(scene) -> bool:
@@ -69,7 +107,7 @@ def frames_text(scene) -> str:
     return settings.frames.strip()
 
 
-def output_target(scene) -> tuple[str, str]:
+def output_target(scene, blend: str) -> tuple[str, str]:
     """(absolute output folder, file pattern) from the panel's folder or the scene's output path."""
     path = scene.render.filepath or "//render/"
     folder, name = os.path.split(path)
@@ -82,26 +120,30 @@ def output_target(scene) -> tuple[str, str]:
         name = "frame_"
     if "#" not in name:
         name += "####"
-    return os.path.normpath(bpy.path.abspath(folder or "//")), name
+    return os.path.normpath(blend_relative(folder or "//", blend)), name
 
 
 def selected_gpus(report, prefs) -> list:
     return [gpu for gpu in report.gpus if device_used(prefs, gpu.uuid)]
 
 
-def plan_job(context, prefs, report) -> Plan:
-    """Check the scene and the settings; build the JobSpec or raise PlanError."""
+def plan_job(context, prefs, report, binary_path: str = "") -> Plan:
+    """Check the scene and the settings; build the JobSpec or raise PlanError.
+
+    ``binary_path``: the running Blender (bpy.app.binary_path; empty in the bpy module).
+    """
     scene = context.scene
+    blend = context.blend_data.filepath
     settings = scene.gpu_render_farm
     engine = scene.render.engine
     cycles = engine == "CYCLES"
-    if not bpy.data.filepath:
+    if not blend:
         raise PlanError("Save the .blend file first (File > Save): workers render a saved copy of it")
     if scene.camera is None:
         raise PlanError(f"Scene '{scene.name}' has no active camera: set one in the Scene properties")
     frames = frames_text(scene)
-    output_dir, pattern = output_target(scene)
-    plan = Plan(JobSpec(blend=bpy.data.filepath, output_dir=output_dir, frames=frames, file_pattern=pattern))
+    output_dir, pattern = output_target(scene, blend)
+    plan = Plan(JobSpec(blend=blend, output_dir=output_dir, frames=frames, file_pattern=pattern))
     spec = plan.spec
 
     if is_movie(scene):
@@ -116,17 +158,40 @@ def plan_job(context, prefs, report) -> Plan:
     if report.gpus and not gpus:
         raise PlanError("No GPU selected: tick at least one card in the GPU Render Farm panel")
     if not cycles:
-        name = "Eevee" if "EEVEE" in engine else "Workbench" if engine == "BLENDER_WORKBENCH" else engine
-        if settings.cpu_lane:
-            raise PlanError(f"The CPU lane needs Cycles: {name} cannot render on the processor")
-        if len(gpus) > 1 and settings.mode in ("PER_CARD", "GROUPS"):
-            raise PlanError(
-                f"Per-card GPU pinning only works with Cycles: {name} would render every worker on the same "
-                "GPU. Switch to Cycles, or choose 'Workers per GPU' with one card"
-            )
-        if not report.gpus:
-            plan.warnings.append(f"No GPU found ({report.reason}): {name} needs a GPU, workers may fail")
+        check_other_engine(plan, engine, settings, gpus, report)
+    choose_devices(plan, settings, prefs, gpus, report, cycles)
+    spec.threads = prefs.threads or None
+    spec.persistent_data = prefs.persistent_data
+    spec.trust_scripts = prefs.trust_scripts
+    spec.blender = worker_program(prefs, blend, binary_path)
+    spec.overwrite = "overwrite" if settings.overwrite else "skip"
+    spec.backend = prefs.backend.lower()
+    spec.ray_address = prefs.ray_address or None
+    spec.extra = {"audio_blend": blend, "scene": scene.name, "engine": engine}
+    try:
+        spec.validate()
+    except SpecError as error:
+        raise PlanError(str(error)) from None
+    return plan
 
+
+def check_other_engine(plan: Plan, engine: str, settings, gpus: list, report) -> None:
+    """Eevee and Workbench render on one GPU, never the CPU lane, and cannot be pinned per card."""
+    name = "Eevee" if "EEVEE" in engine else "Workbench" if engine == "BLENDER_WORKBENCH" else engine
+    if settings.cpu_lane:
+        raise PlanError(f"The CPU lane needs Cycles: {name} cannot render on the processor")
+    if len(gpus) > 1 and settings.mode in ("PER_CARD", "GROUPS"):
+        raise PlanError(
+            f"Per-card GPU pinning only works with Cycles: {name} would render every worker on the same "
+            "GPU. Switch to Cycles, or choose 'Workers per GPU' with one card"
+        )
+    if not report.gpus:
+        plan.warnings.append(f"No GPU found ({report.reason}): {name} needs a GPU, workers may fail")
+
+
+def choose_devices(plan: Plan, settings, prefs, gpus: list, report, cycles: bool) -> None:
+    """The layout, the cards and the device type the workers use."""
+    spec = plan.spec
     spec.layout = LAYOUTS[settings.mode]
     spec.gpus_per_worker = settings.gpus_per_worker if settings.mode == "GROUPS" else 1
     spec.workers_per_gpu = settings.workers_per_gpu if settings.mode == "SHARED" else 1
@@ -142,17 +207,3 @@ def plan_job(context, prefs, report) -> Plan:
     elif cycles:
         spec.device_type = "CPU"
         plan.notes.append(f"No GPU found ({report.reason}): rendering on CPU lanes")
-
-    spec.threads = prefs.threads or None
-    spec.persistent_data = prefs.persistent_data
-    spec.trust_scripts = prefs.trust_scripts
-    spec.blender = worker_program(prefs)
-    spec.overwrite = "overwrite" if settings.overwrite else "skip"
-    spec.backend = prefs.backend.lower()
-    spec.ray_address = prefs.ray_address or None
-    spec.extra = {"audio_blend": bpy.data.filepath, "scene": scene.name, "engine": engine}
-    try:
-        spec.validate()
-    except SpecError as error:
-        raise PlanError(str(error)) from None
-    return plan

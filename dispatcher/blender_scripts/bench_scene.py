@@ -2,8 +2,8 @@
 
 Run with the worker program::
 
-    python dispatcher/bench/scene.py -- --output bench.blend --triangles 600000 --frames 64
-    blender -b --factory-startup --python dispatcher/bench/scene.py -- --output bench.blend --deforming
+    python dispatcher/blender_scripts/bench_scene.py -- --output bench.blend --triangles 600000 --frames 64
+    blender -b --factory-startup --python dispatcher/blender_scripts/bench_scene.py -- --output bench.blend --deforming
 
 The scene: a checkered ground, rows of metal monkeys and tori, glass spheres, emission pillars, an area
 light and a camera that circles the set (the camera moves every frame). ``--deforming`` adds geometry that
@@ -19,13 +19,14 @@ import json
 import math
 import os
 import sys
+from typing import Any
 
 import bpy
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     argv = argv[argv.index("--") + 1 :] if "--" in argv else []
-    parser = argparse.ArgumentParser(prog="scene.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="bench_scene.py", description=__doc__.splitlines()[0])
     parser.add_argument("--output", required=True, help=".blend file to write")
     parser.add_argument("--triangles", type=int, default=750_000, help="approximate triangle budget")
     parser.add_argument("--frames", type=int, default=64, help="frame range 1..FRAMES")
@@ -162,7 +163,7 @@ def add_pillar(location, material) -> bpy.types.Object:
 # -- animation ---------------------------------------------------------------------------------------------
 
 
-def keyframe(owner, path: str, values: list[tuple[int, float]]) -> None:
+def keyframe(owner, path: str, values: list[tuple[int, Any]]) -> None:
     """Key ``owner.path`` at (frame, value) pairs."""
     for frame, value in values:
         *parents, attribute = path.split(".")
@@ -221,13 +222,9 @@ def make_twist(obj: bpy.types.Object, last: int, phase: float) -> None:
 # -- scene -------------------------------------------------------------------------------------------------
 
 
-def build(options: argparse.Namespace) -> dict:
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    last = max(1, options.frames)
+def add_meshes(budget: int, deforming: bool, last: int) -> None:
+    """The set within the triangle budget; with ``deforming`` its meshes change every frame."""
     materials = make_materials()
-    budget = max(2_000, options.triangles)
-
     # ground ~30 %, 4 monkeys ~30 %, 4 tori ~20 %, 3 glass spheres ~20 %
     ground = add_grid(int(budget * 0.30), size=30.0)
     ground.name = "Ground"
@@ -257,13 +254,15 @@ def build(options: argparse.Namespace) -> dict:
         )
         pillar.name = f"Pillar{index}"
 
-    if options.deforming:
+    if deforming:
         make_wave(ground, last)
         for index, monkey in enumerate(monkeys):
             make_shape_keys(monkey, last, index)
         for index, torus in enumerate(tori):
             make_twist(torus, last, 15.0 * index)
 
+
+def add_light_and_world(scene) -> None:
     # light and world
     bpy.ops.object.light_add(type="AREA", location=(2.0, -3.0, 7.0))
     light = active()
@@ -275,6 +274,8 @@ def build(options: argparse.Namespace) -> dict:
     world.node_tree.nodes["Background"].inputs["Strength"].default_value = 1.0
     scene.world = world
 
+
+def add_camera(scene, last: int) -> None:
     # camera circling the set on a keyed pivot, aimed at the centre
     bpy.ops.object.empty_add(location=(0, 0, 0.8))
     target = active()
@@ -293,6 +294,9 @@ def build(options: argparse.Namespace) -> dict:
     scene.camera = camera
     keyframe(pivot, "rotation_euler", [(1, (0.0, 0.0, math.radians(-35))), (last, (0.0, 0.0, math.radians(35)))])
 
+
+def render_settings(scene, options: argparse.Namespace, last: int) -> tuple[int, int]:
+    """Cycles on the CPU (the runners choose devices), fixed work per frame; returns the resolution."""
     # render settings
     width, height = (int(part) for part in options.resolution.lower().split("x"))
     scene.render.engine = "CYCLES"
@@ -310,7 +314,17 @@ def build(options: argparse.Namespace) -> dict:
     scene.frame_end = last
     scene.frame_step = 1
     scene.render.filepath = "//frames/frame_####"
+    return width, height
 
+
+def build(options: argparse.Namespace) -> dict:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    last = max(1, options.frames)
+    add_meshes(max(2_000, options.triangles), bool(options.deforming), last)
+    add_light_and_world(scene)
+    add_camera(scene, last)
+    width, height = render_settings(scene, options, last)
     total = sum(triangles(obj) for obj in scene.objects if obj.type == "MESH")
     os.makedirs(os.path.dirname(os.path.abspath(options.output)), exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(options.output), compress=False)

@@ -1,14 +1,17 @@
 """Headless render worker: keeps one scene loaded and renders the frames the dispatcher sends.
 
 Run by Blender:  blender -b --factory-startup --disable-autoexec FILE --python worker.py -- [options]
-Run by a Python with bpy:  python worker.py --blend FILE [options]
+Run by a Python with bpy:  python worker.py -- --blend FILE [options]
 
 Protocol: JSON lines. Commands arrive on stdin ({"cmd": "render", "frame": 7, "path": TMP} or
-{"cmd": "quit"}); events leave on the original stdout ({"event": "ready" | "progress" | "done" |
-"frame_error" | "fatal" | "phase", ...}). Everything Blender prints goes to stderr (the lane's log).
-The worker exits when stdin closes or its parent dies, so a killed dispatcher leaves nothing behind.
+{"cmd": "quit"}); events leave on the original stdout ({"event": "ready" | "started" | "progress" |
+"phase" | "done" | "frame_error" | "fatal" | "bye", ...}; "scene" only with --inspect). Everything
+Blender prints goes to stderr (the lane's log). The worker exits when stdin closes or its parent dies,
+so a killed dispatcher leaves nothing behind.
 Standalone on purpose: it imports nothing from the dispatcher package.
 """
+# long-file: one self-contained file on purpose: Blender runs it by path without this package, and the Ray
+# backend ships its source to the nodes as a single file (ray_actor._local_worker_script).
 
 from __future__ import annotations
 
@@ -303,7 +306,7 @@ def fault(frame: int | None = None, path: str | None = None) -> bool:
             time.sleep(1e6)
         if action == "error":
             raise RuntimeError(f"CUDA error: an illegal memory access was encountered (GRF_FAULT, frame {frame})")
-        if action in ("crash", "garbage"):
+        if action in ("crash", "garbage") and path:
             with open(path, "wb") as handle:
                 handle.write(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00")
             if action == "garbage":
@@ -387,6 +390,8 @@ def sibling(name: str):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(__file__), f"{name}.py"))
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"{name}.py is missing beside worker.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -66,7 +66,7 @@ def owned_files(bpy) -> list[tuple[str, str, str]]:
     for scene in bpy.data.scenes:
         editor = scene.sequence_editor
         for strip in getattr(editor, "strips_all", None) or getattr(editor, "sequences_all", None) or []:
-            if strip.type in ("MOVIE", "SOUND") and getattr(strip, "filepath", ""):
+            if strip.type in ("MOVIE", "SOUND") and getattr(strip, "filepath", None):
                 add(f"{strip.type.lower()} strip", strip, strip.filepath)
             elif strip.type == "IMAGE" and strip.elements:
                 add("image strip", strip, os.path.join(strip.directory, strip.elements[0].filename))

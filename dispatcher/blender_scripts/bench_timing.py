@@ -7,7 +7,7 @@ or on the CPU with ``--threads``. Each render event is appended to ``--timing`` 
 ``{"event": "init|pre|post|write|complete|cancel", "frame": n, "t": epoch seconds}``, so the benchmark can
 draw a per-frame timeline without changing how Blender renders.
 
-    python dispatcher/bench/blender_run.py -- --blend B.blend --frames 1-8 --output DIR --device CPU \
+    python dispatcher/blender_scripts/bench_timing.py -- --blend B.blend --frames 1-8 --output DIR --device CPU \
         --timing t.jsonl [--persistent-data 0|1] [--threads N] [--samples N] [--resolution WxH]
 """
 
@@ -24,7 +24,7 @@ import bpy
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     argv = argv[argv.index("--") + 1 :] if "--" in argv else []
-    parser = argparse.ArgumentParser(prog="blender_run.py")
+    parser = argparse.ArgumentParser(prog="bench_timing.py")
     parser.add_argument("--blend", required=True)
     parser.add_argument("--frames", required=True, help="A-B or A")
     parser.add_argument("--output", required=True, help="folder for frame_####.png")
