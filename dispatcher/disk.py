@@ -37,3 +37,12 @@ def output_problem(directory: str, min_free: int = RUNNING_MIN_FREE_BYTES) -> st
     if free < min_free:
         return f"output disk is full ({directory}: {free // 2**20} MiB free)"
     return None
+
+
+def first_problem(folders: list[str]) -> str | None:
+    """The first of ``folders`` (the output folder, then File Output nodes' folders) frames cannot go to."""
+    for folder in folders:
+        problem = output_problem(folder)
+        if problem:
+            return problem
+    return None

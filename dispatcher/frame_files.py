@@ -57,6 +57,20 @@ def recorded_files(frames_log: str) -> dict[int, list[str]]:
     return found
 
 
+def frames_to_skip(frames: list[int], final_of: Callable[[int], str], job_dir: str, several_files: bool,
+                   missing_now: list[str]) -> set[int]:  # fmt: skip
+    """Frames already done: their file decodes (a frame of several files: this job recorded them all and
+    each decodes), and they were not rendered while other files than now were missing."""
+    from . import missing_marks
+
+    if several_files:
+        done = frames_done_before(frames, os.path.join(job_dir, "frames.jsonl"))
+    else:
+        done = {frame for frame in frames if check_image(final_of(frame)) is None}
+    output_dir = os.path.dirname(final_of(frames[0])) if frames else ""
+    return done - missing_marks.stale_frames(output_dir, missing_now)
+
+
 def frames_done_before(frames: list[int], frames_log: str) -> set[int]:
     """Frames with several files count as done only when this job recorded them all and all decode."""
     recorded = recorded_files(frames_log)

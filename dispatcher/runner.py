@@ -12,11 +12,10 @@ from collections.abc import Callable
 
 from . import jobs, missing_marks
 from .devices import DeviceReport
-from .disk import output_problem
-from .frame_files import frames_done_before, remove_temp_folders
+from .disk import first_problem
+from .frame_files import frames_to_skip, remove_temp_folders
 from .frame_queue import FrameQueue
-from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
-from .images import check_image
+from .frames import output_path, parse_frames
 from .lanes import Lane, plan_lanes
 from .preflight import (  # re-exported: callers and tests import these from runner
     MIN_FREE_BYTES,
@@ -28,7 +27,7 @@ from .preflight import (  # re-exported: callers and tests import these from run
     temp_path_for,
 )
 from .process import LocalFactory, ProcessFactory, WorkerHandle, worker_command
-from .scene_check import check_scene
+from .scene_check import check_scene, job_frames
 from .spec import IMAGE_FORMATS, SpecError, write_json_atomic
 from .status import JobStatus
 from .supervisor import Supervisor, SupervisorConfig
@@ -166,17 +165,11 @@ class JobRun:
             clock=self.clock,
             on_scene=self._on_scene,
             on_frame=self._log_frame,
-            output_problem=self._output_problem,
+            output_problem=lambda: first_problem([self.spec.output_dir, *self._scene_fact("output_folders")]),
         )
 
-    def _output_problem(self) -> str | None:
-        """The output folder, then each folder File Output nodes write to: can frames be written?"""
-        folders = (self.supervisor.scene or {}).get("output_folders") or [] if self.supervisor else []
-        for folder in [self.spec.output_dir, *folders]:
-            problem = output_problem(folder)
-            if problem:
-                return problem
-        return None
+    def _scene_fact(self, key: str) -> list:  # what the first worker reported, e.g. File Output folders
+        return (self.supervisor.scene or {}).get(key) or [] if self.supervisor else []
 
     def _cached_scene(self) -> dict | None:
         try:
@@ -184,8 +177,7 @@ class JobRun:
                 scene = json.load(handle)
         except (OSError, ValueError):
             return None
-        fresh = isinstance(scene, dict) and scene.get("blend_mtime") == os.path.getmtime(self.spec.blend)
-        return scene if fresh else None  # a cache: damaged or stale means asking the worker again
+        return scene if type(scene) is dict and scene.get("blend_mtime") == os.path.getmtime(self.spec.blend) else None
 
     def _save_scene(self, scene: dict) -> None:
         scene["blend_mtime"] = os.path.getmtime(self.spec.blend)
@@ -203,36 +195,22 @@ class JobRun:
                 self.replan_choice = choice
             else:
                 self.autotune = choice
+        preflight = scene.get("preflight") or {"camera": scene.get("camera")}
+        self.missing_now = [item["path"] for item in preflight.get("missing") or []]
         try:
-            check_scene(self.spec, scene.get("preflight") or {"camera": scene.get("camera")})
+            check_scene(self.spec, preflight)
+            frames = job_frames(self.spec, scene)
         except SpecError as error:  # missing files, no camera, frames Blender cannot render
-            self.message = str(error)
-            missing = (scene.get("preflight") or {}).get("missing") or []
-            self.missing_refused = [item["path"] for item in missing] if not self.spec.allow_missing else []
+            self.message, self.missing_refused = str(error), [] if self.spec.allow_missing else self.missing_now
             self.cancel_requested.set()
             return
-        self.missing_now = [item["path"] for item in (scene.get("preflight") or {}).get("missing") or []]
         self.extension = IMAGE_FORMATS.get(self.spec.file_format) if self.spec.file_format else scene["file_extension"]
-        if self.queue.planned:
-            return
-        try:
-            if self.spec.frames:
-                frames = parse_frames(self.spec.frames)
-            else:
-                frames = scene_frames(scene["frame_start"], scene["frame_end"], scene["frame_step"])
-        except FrameSyntaxError as error:
-            self.message = str(error)
-            self.cancel_requested.set()
-            return
-        self._plan(frames, several_files=bool(scene.get("extra_outputs") or scene.get("stereo")))
+        if not self.queue.planned:
+            self._plan(frames, several_files=bool(scene.get("extra_outputs") or scene.get("stereo")))
 
     def _plan(self, frames: list[int], several_files: bool = False) -> None:
-        already = set()
-        if self.spec.overwrite == "skip" and several_files:
-            already = frames_done_before(frames, os.path.join(self.job_dir, "frames.jsonl"))
-        elif self.spec.overwrite == "skip":
-            already = {frame for frame in frames if check_image(self._final(frame)) is None}
-        already -= missing_marks.stale_frames(self.spec.output_dir, self.missing_now)
+        skip = self.spec.overwrite == "skip"
+        already = frames_to_skip(frames, self._final, self.job_dir, several_files, self.missing_now) if skip else set()
         self.queue.plan(frames, already)
         for frame in sorted(already):
             self._log_frame({"frame": frame, "status": "skipped", "path": self._final(frame)})
@@ -303,13 +281,9 @@ class JobRun:
                 if self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request")):
                     state = "cancelled"
                     break
-                if self._disk_full():
-                    state = "failed"
-                    self.message = f"output disk is full ({self.spec.output_dir}); finished frames are kept"
-                    break
-                if self.sup.stopped_for:
-                    state = "failed"
-                    self.message = f"{self.sup.stopped_for}; finished frames are kept, fix it and resume"
+                stop = self._disk_stop()
+                if stop:
+                    state, self.message = "failed", stop
                     break
                 now = self.clock()
                 if self.sup.changed or now - last_write > 2.0:
@@ -338,15 +312,19 @@ class JobRun:
         self.frames_log.close()
         return status
 
-    def _disk_full(self) -> bool:
+    def _disk_stop(self) -> str | None:
+        """Why the disk stops the job: a frame could not be written, or (checked every 2 s) it is full."""
+        if self.sup.stopped_for:
+            return f"{self.sup.stopped_for}; finished frames are kept, fix it and resume"
         now = self.clock()
         if now - self.disk_checked_at < 2.0:
-            return False
+            return None
         self.disk_checked_at = now
         try:
-            return shutil.disk_usage(self.spec.output_dir).free < MIN_FREE_BYTES // 4
+            full = shutil.disk_usage(self.spec.output_dir).free < MIN_FREE_BYTES // 4
         except OSError:
-            return False
+            return None
+        return f"output disk is full ({self.spec.output_dir}); finished frames are kept" if full else None
 
     def _failure_message(self) -> str:
         if self.sup.fatal_errors and all(run.blocklisted for run in self.sup.runs.values()):
@@ -362,7 +340,7 @@ class JobRun:
         if self.supervisor is not None:
             self.sup.shutdown(grace=3.0)
             clean_stale_temps(self.spec.output_dir)
-            remove_temp_folders(self.spec.output_dir, (self.sup.scene or {}).get("output_folders") or [])
+            remove_temp_folders(self.spec.output_dir, self._scene_fact("output_folders"))
             self.factory.close()  # the Ray backend kills its actors and shuts down a Ray it started
 
     def status(self, state: str, phase: str | None = None, video: str | None = None,

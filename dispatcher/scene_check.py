@@ -14,7 +14,7 @@ import os
 import subprocess
 
 from .blender_scripts import PREFLIGHT_SCENE
-from .frames import MAX_FRAME, MIN_FRAME, FrameSyntaxError, check_bounds, parse_frames
+from .frames import MAX_FRAME, MIN_FRAME, FrameSyntaxError, check_bounds, parse_frames, scene_frames
 from .process import blender_command, is_python_program
 from .spec import JobSpec, SpecError
 
@@ -80,3 +80,13 @@ def _folder_problem(folder: str) -> str | None:
         return f"cannot be created: {error.strerror or error}"
     problem = output_problem(folder, MIN_FREE_BYTES)
     return problem.split(": ", 1)[-1] if problem else None
+
+
+def job_frames(spec: JobSpec, scene: dict) -> list[int]:
+    """The frames to render: the spec's, or the scene's own range and step (SpecError when empty)."""
+    try:
+        if spec.frames:
+            return parse_frames(spec.frames)
+        return scene_frames(scene["frame_start"], scene["frame_end"], scene["frame_step"])
+    except FrameSyntaxError as error:
+        raise SpecError(str(error)) from None

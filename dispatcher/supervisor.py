@@ -294,22 +294,12 @@ class Supervisor:
                 other.frame, other.backup = None, False
                 other.move(STOPPED)
                 other.idle_stopped = True
-        self.on_frame(
-            {
-                "frame": frame,
-                "lane": run.lane.name,
-                "start": round(run.frame_sent_wall, 4),
-                "end": round(run.frame_sent_wall + (now - run.frame_sent_at), 4),
-                "render_seconds": message.get("seconds"),
-                "worker_start": message.get("received_at"),
-                "worker_end": message.get("finished_at"),
-                "status": "done",
-                "attempt": self.frames.attempts.get(frame, 1),
-                "backup": run.backup,
-                "path": final_path,
-                "files": [final for _temporary, final in files] if message.get("files") else None,
-            }
-        )
+        self.on_frame({"frame": frame, "lane": run.lane.name, "start": round(run.frame_sent_wall, 4),
+                       "end": round(run.frame_sent_wall + (now - run.frame_sent_at), 4),
+                       "render_seconds": message.get("seconds"), "worker_start": message.get("received_at"),
+                       "worker_end": message.get("finished_at"), "status": "done",
+                       "attempt": self.frames.attempts.get(frame, 1), "backup": run.backup, "path": final_path,
+                       "files": [final for _temporary, final in files] if message.get("files") else None})  # fmt: skip
         run.move(READY)
         run.frame, run.sample, run.samples, run.backup = None, None, None, False
         self._dispatch()
@@ -350,17 +340,9 @@ class Supervisor:
             return
         if frame is not None:
             final = self.frames.fail(frame, run.lane.name, error)
-            self.on_frame(
-                {
-                    "frame": frame,
-                    "lane": run.lane.name,
-                    "start": round(run.frame_sent_wall, 4),
-                    "end": round(self.wall_clock(), 4),
-                    "status": "failed" if final else "retry",
-                    "error": error,
-                    "attempt": self.frames.attempts.get(frame, 1),
-                }
-            )
+            self.on_frame({"frame": frame, "lane": run.lane.name, "start": round(run.frame_sent_wall, 4),
+                           "end": round(self.wall_clock(), 4), "status": "failed" if final else "retry",
+                           "error": error, "attempt": self.frames.attempts.get(frame, 1)})  # fmt: skip
         self._kill(run)
         run.frame, run.sample, run.samples, run.backup = None, None, None, False
         run.last_error = error

@@ -106,7 +106,8 @@ def test_status_piped_into_head_has_no_broken_pipe(finished_job, tmp_path):
     status = json.load(open(os.path.join(job, "status.json"), encoding="utf-8"))
     status["failed_frames"] = {str(frame): "x" * 200 for frame in range(5000)}  # far more than a pipe holds
     status["lanes"] = [dict(status["lanes"][0], name=f"cpu{index}") for index in range(3000)]
-    jobs.write_status(job, status)
+    with open(os.path.join(job, "status.json"), "w", encoding="utf-8") as handle:
+        json.dump(status, handle)
     process = subprocess.Popen([sys.executable, "-m", "dispatcher", "status", job], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     first = process.stdout.readline()
