@@ -66,16 +66,38 @@ def frames_to_skip(frames: list[int], final_of: Callable[[int], str], job_dir: s
     if several_files:
         done = frames_done_before(frames, os.path.join(job_dir, "frames.jsonl"))
     else:
-        done = {frame for frame in frames if check_image(final_of(frame)) is None}
+        valid = decode_all([final_of(frame) for frame in frames])
+        done = {frame for frame, ok in zip(frames, valid, strict=True) if ok}
     output_dir = os.path.dirname(final_of(frames[0])) if frames else ""
     return done - missing_marks.stale_frames(output_dir, missing_now)
+
+
+def decode_all(paths: list[str]) -> list[bool]:
+    """Whether each file decodes, on every core (the decoders release the GIL): a resume of a long job
+    checks every frame already there before it starts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    present = [os.path.exists(path) for path in paths]
+    if sum(present) < 2:
+        return [found and check_image(path) is None for path, found in zip(paths, present, strict=True)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        checked = zip(paths, present, strict=True)
+        problems = pool.map(lambda item: check_image(item[0]) if item[1] else "missing", checked)
+        return [problem is None for problem in problems]
 
 
 def frames_done_before(frames: list[int], frames_log: str) -> set[int]:
     """Frames with several files count as done only when this job recorded them all and all decode."""
     recorded = recorded_files(frames_log)
-    return {frame for frame in frames
-            if recorded.get(frame) and all(check_image(path) is None for path in recorded[frame])}  # fmt: skip
+    wanted = [frame for frame in frames if recorded.get(frame)]
+    checks = decode_all([path for frame in wanted for path in recorded[frame]])
+    done, index = set(), 0
+    for frame in wanted:
+        count = len(recorded[frame])
+        if all(checks[index : index + count]):
+            done.add(frame)
+        index += count
+    return done
 
 
 def remove_temp_folders(output_dir: str, folders: list[str]) -> None:
