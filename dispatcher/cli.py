@@ -235,9 +235,10 @@ def cmd_status(args) -> int:
 def cmd_cancel(args) -> int:
     job_dir = resolve_job(args.job)
     jobs.load_spec(job_dir)
-    status = job_files.read_status(job_dir)
+    running = jobs.is_running(job_dir)
+    status = None if running else job_files.read_status(job_dir)  # a running job is stopped whatever its status says
     state = status.state if status else None
-    if status is not None and status.is_terminal and not jobs.is_running(job_dir):
+    if status is not None and status.is_terminal:
         print(f"job {os.path.basename(job_dir)} had already finished ({state}); nothing to cancel")
         return EXIT_OK
     stopped = jobs.cancel_job(job_dir)

@@ -219,7 +219,8 @@ def cancel_job(job_dir: str, wait: float = 15.0) -> bool:
     from .job_files import read_status as read_checked
 
     load_spec(job_dir)
-    read_checked(job_dir)  # damage is named before anything is written
+    if not is_running(job_dir):
+        read_checked(job_dir)  # damage is named before anything is written (a running job is still stopped)
     with open(os.path.join(job_dir, "cancel.request"), "w", encoding="utf-8") as handle:
         handle.write(str(time.time()))
     pid = read_pid(job_dir)
