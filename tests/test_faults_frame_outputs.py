@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from farmtest import run_cli
@@ -107,3 +108,19 @@ def test_no_file_of_a_frame_is_renamed_unless_every_one_decodes(tmp_path):
     assert not move_into_place(files, errors.append)
     assert errors and "extra_0001.png" in errors[0]
     assert names(tmp_path) == []  # neither the good nor the bad file reached its name; temporaries removed
+
+
+def test_a_worker_shipped_to_a_ray_node_brings_the_scripts_it_loads(tmp_path, monkeypatch):
+    """A node without the dispatcher's files runs a cached copy: the scripts worker.py loads by path go with it."""
+    from dispatcher import ray_actor, ray_backend
+    from dispatcher.process import WORKER_SCRIPT
+
+    worker = ray_actor.worker_sources(WORKER_SCRIPT, ray_backend.WORKER_SIBLINGS)
+    assert ray_actor._local_worker_script(worker) == WORKER_SCRIPT  # the files are visible here: used as they are
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))  # where the node keeps its copy
+    elsewhere = dict(worker, path="/nonexistent/dispatcher/blender_scripts/worker.py")
+    copy = ray_actor._local_worker_script(elsewhere)
+    assert copy.startswith(str(tmp_path)) and names(os.path.dirname(copy)) == sorted(
+        ["worker.py", "preflight_scene.py", "frame_outputs.py"])  # fmt: skip
+    for name, text in [("worker.py", worker["source"]), *worker["siblings"].items()]:
+        assert open(os.path.join(os.path.dirname(copy), name), encoding="utf-8").read() == text

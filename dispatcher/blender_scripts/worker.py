@@ -3,9 +3,10 @@
 Run by Blender:  blender -b --factory-startup --disable-autoexec FILE --python worker.py -- [options]
 Run by a Python with bpy:  python worker.py -- --blend FILE [options]
 
-Protocol: JSON lines. Commands arrive on stdin ({"cmd": "render", "frame": 7, "path": TMP} or
-{"cmd": "quit"}); events leave on the original stdout ({"event": "ready" | "started" | "progress" |
-"phase" | "done" | "frame_error" | "fatal" | "bye", ...}; "scene" only with --inspect). Everything
+Protocol: JSON lines. Commands arrive on stdin ({"cmd": "render", "frame": 7, "path": TMP, "final": PATH}
+or {"cmd": "quit"}); events leave on the original stdout ({"event": "ready" | "started" | "frame_start" |
+"progress" | "frame_end" | "phase" | "done" | "frame_error" | "fatal" | "bye", ...}; "scene" only with
+--inspect; "done" carries "files", [[temporary, final], ...], when a frame made several files). Everything
 Blender prints goes to stderr (the lane's log). The worker exits when stdin closes or its parent dies,
 so a killed dispatcher leaves nothing behind.
 Standalone on purpose: it imports nothing from the dispatcher package.
