@@ -21,6 +21,7 @@ LAUNCH_GRACE = 30.0  # seconds a launched job may take to write its pid
 
 devices = None  # DeviceReport from the last explicit refresh
 cycles_devices: list[tuple[str, str]] = []  # (name, type) when NVML has no GPU
+kernels: list[dict] = []  # per card: compiled Cycles kernels or not (dispatcher/kernels.py), at refresh
 _status: dict[str, tuple[tuple, JobStatus | None]] = {}  # job dir -> (file signature, status)
 _encodes: dict[str, threading.Thread] = {}
 encode_errors: dict[str, str] = {}  # job dir -> why the last encode failed

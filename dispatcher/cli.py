@@ -16,12 +16,14 @@ from .status_text import ProgressPrinter, status_table
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI; the optional commands' modules are imported only when ``command`` names them (start-up)."""
     parser = argparse.ArgumentParser(prog="python -m dispatcher", description="Render Blender animations on every GPU.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    devices = commands.add_parser("devices", help="list GPUs (NVML) and CPU facts")
+    devices = commands.add_parser("devices", help="list GPUs (NVML), their compiled kernels, and CPU facts")
     devices.add_argument("--json", action="store_true")
+    devices.add_argument("--blender", help="worker program whose Cycles kernels to check (default: as render)")
 
     render = commands.add_parser("render", help="render a .blend on every GPU")
     render.add_argument("blend")
@@ -51,9 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", default="320x180")
     demo.add_argument("--samples", type=int, default=16)
 
-    _add_optional(commands, "bench", "benchmark approaches and print a table", "dispatcher.bench")
-    _add_optional(commands, "report", "per-lane timeline and summary of a finished job", "dispatcher.report")
+    for name, text in OPTIONAL.items():
+        if command in (None, name):
+            _add_optional(commands, name, text, f"dispatcher.{name}")
+        else:
+            commands.add_parser(name, help=text)
     return parser
+
+
+OPTIONAL = {
+    "bench": "benchmark approaches and print a table",
+    "prepare": "compile GPU kernels ahead of the first render",
+    "report": "per-lane timeline and summary of a finished job",
+}
 
 
 def _add_optional(commands, name: str, text: str, module: str) -> None:
@@ -156,9 +168,14 @@ def resolve_job(job: str) -> str:
 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_devices(args) -> int:
+    from .kernels import kernel_status
+    from .process import default_program
+
     report = detect_gpus()
+    program = args.blender or default_program()
+    compiled = kernel_status(report, program) if report.gpus and program else []
     if args.json:
-        print(json.dumps(report.to_dict(), indent=1))
+        print(json.dumps({**report.to_dict(), "kernels": compiled}, indent=1))
         return EXIT_OK
     if not report.gpus:
         print(f"No NVIDIA GPU: {report.reason}")
@@ -172,6 +189,10 @@ def cmd_devices(args) -> int:
             f"GPU {gpu.index}: {gpu.name}  {gpu.memory_used_mb}/{gpu.memory_total_mb} MiB  "
             f"{' '.join(extras)}  {gpu.uuid}  PCI {gpu.pci_bus_id}"
         )
+    for status in compiled:
+        if status["compiled"] is not True:
+            print(f"GPU {status['index']}: {status['why']}" + (" (python -m dispatcher prepare)" * (
+                status["compiled"] is False)))  # fmt: skip
     cpu = report.cpu
     print(f"CPU: {cpu.get('usable_cores', cpu.get('logical_cores'))} usable cores, "
           f"{cpu.get('memory_available_mb', '?')} MiB RAM free")  # fmt: skip
@@ -204,9 +225,10 @@ def cmd_render(args) -> int:
 
 def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False, report=None) -> int:
     from .runner import run_job
+    from .timeline import process_start_time
 
     printer = ProgressPrinter(enabled=not quiet and not as_json)
-    status = run_job(job_dir, on_status=printer, report=report)
+    status = run_job(job_dir, on_status=printer, report=report, command_started=process_start_time())
     printer.close()
     if as_json:
         print(json.dumps(status.to_json(), indent=1))
@@ -311,7 +333,9 @@ HANDLERS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    command = next((word for word in words if not word.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     handler = getattr(args, "handler", None) or HANDLERS[args.command]
     try:
         return handler(args)

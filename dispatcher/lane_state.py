@@ -76,6 +76,7 @@ class LaneRun:
     rendered_once: bool = False
     idle_stopped: bool = False  # quit for want of work; may be started again
     backup: bool = False  # the current frame is a second copy of another lane's frame
+    times: dict = field(default_factory=dict)  # timeline events (wall clock), see timeline.py
 
     def move(self, new: LaneState) -> None:
         """The one way to change state: refuses a transition that ALLOWED_FROM does not list."""
@@ -115,3 +116,14 @@ class LaneRun:
             visible_devices=self.visible,
             node=self.node,
         )
+
+
+def job_phase(live: list[LaneRun]) -> str:
+    """What the live lanes are doing, as the job's phase."""
+    if any(run.phase == "compiling GPU kernels" for run in live):
+        return "compiling GPU kernels"
+    if any(run.state == RENDERING for run in live):
+        return "rendering"
+    if any(run.state in (STARTING, BACKOFF) for run in live):
+        return "starting workers"
+    return "finishing"

@@ -349,10 +349,18 @@ def main(args) -> int:
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from . import timeline
+
+    phases = timeline.load(args.job)
     if args.json:
-        print(json.dumps(job_summary(job), indent=1))
+        summary = job_summary(job)
+        if phases:
+            summary["timeline"] = timeline.relative(phases)
+        print(json.dumps(summary, indent=1))
     else:
         print(summary_table(job))
+        if phases:
+            print(timeline.format_table(phases))
     if args.png:
         from .chart import draw_chart
 

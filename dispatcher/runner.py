@@ -16,6 +16,7 @@ from .disk import first_problem
 from .frame_files import frames_to_skip, remove_temp_folders
 from .frame_queue import FrameQueue
 from .frames import output_path, parse_frames
+from .job_phases import JobPhases
 from .lanes import Lane, plan_lanes
 from .preflight import (  # re-exported: callers and tests import these from runner
     MIN_FREE_BYTES,
@@ -31,6 +32,7 @@ from .scene_check import check_scene, job_frames
 from .spec import IMAGE_FORMATS, SpecError, write_json_atomic
 from .status import JobStatus
 from .supervisor import Supervisor, SupervisorConfig
+from .worker_launch import worker_args, worker_env
 
 __all__ = ["MIN_FREE_BYTES", "TEMP_MARK", "JobRun", "check_blend", "check_output_dir", "clean_stale_temps",
            "preflight", "run_job", "temp_path_for"]  # fmt: skip
@@ -48,6 +50,7 @@ class JobRun:
         on_status: Callable[[JobStatus], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         supervisor_config: SupervisorConfig | None = None,
+        command_started: float | None = None,
     ):
         self.job_dir = job_dir
         self.spec = jobs.load_spec(job_dir)
@@ -64,6 +67,7 @@ class JobRun:
             hang_timeout=self.spec.hang_timeout,
             first_frame_timeout=self.spec.first_frame_timeout,
             max_lane_failures=self.spec.max_lane_failures,
+            backups=not self.spec.extra.get("prepare"),  # a backup copy would kill a kernel compile half-way
         )
         log_fd = os.open(os.path.join(job_dir, "frames.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.frames_log = os.fdopen(log_fd, "a", encoding="utf-8")
@@ -74,10 +78,10 @@ class JobRun:
         self.autotune_pending = False
         self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
-        self.missing_now: list[str] = []  # files the scene needs that are missing (rendered with --allow-missing)
-        self.missing_refused: list[str] = []  # ...that stopped the job (the panel offers "Render Anyway")
+        self.missing_now: list[str] = []  # files the scene needs that are missing (they stop the job unless allowed)
         self.device_type: str | None = None  # set by prepare()
         self.program = ""
+        self.phases = JobPhases(command_started, self.started_wall)  # timeline.json and kernel markers
 
     @property
     def sup(self) -> Supervisor:
@@ -110,8 +114,11 @@ class JobRun:
             if self.spec.layout == "auto":
                 self._autotune()
             self.lanes = plan_lanes(self.spec, self.report, device_type)
+        self.supervisor = self._new_supervisor()
+
+    def _plan_frames(self) -> None:
+        """While the workers start: clear stale temporary files (frames wait for the first worker's pre-flight)."""
         clean_stale_temps(self.spec.output_dir)
-        self.supervisor = self._new_supervisor()  # frames are planned when the first worker reports the scene
 
     def _autotune(self) -> None:
         """Choose the layout now: from the cached scene facts, else provisionally from the machine alone.
@@ -165,11 +172,11 @@ class JobRun:
             clock=self.clock,
             on_scene=self._on_scene,
             on_frame=self._log_frame,
-            output_problem=lambda: first_problem([self.spec.output_dir, *self._scene_fact("output_folders")]),
+            output_problem=lambda: first_problem([self.spec.output_dir, *self._output_folders()]),
         )
 
-    def _scene_fact(self, key: str) -> list:  # what the first worker reported, e.g. File Output folders
-        return (self.supervisor.scene or {}).get(key) or [] if self.supervisor else []
+    def _output_folders(self) -> list[str]:  # where the scene's File Output nodes write (the first worker said)
+        return (self.sup.scene or {}).get("output_folders") or []
 
     def _cached_scene(self) -> dict | None:
         try:
@@ -201,7 +208,7 @@ class JobRun:
             check_scene(self.spec, preflight)
             frames = job_frames(self.spec, scene)
         except SpecError as error:  # missing files, no camera, frames Blender cannot render
-            self.message, self.missing_refused = str(error), [] if self.spec.allow_missing else self.missing_now
+            self.message = str(error)
             self.cancel_requested.set()
             return
         self.extension = IMAGE_FORMATS.get(self.spec.file_format) if self.spec.file_format else scene["file_extension"]
@@ -209,6 +216,7 @@ class JobRun:
             self._plan(frames, several_files=bool(scene.get("extra_outputs") or scene.get("stereo")))
 
     def _plan(self, frames: list[int], several_files: bool = False) -> None:
+        self.phases.stamp("frames_planned", once=True)
         skip = self.spec.overwrite == "skip"
         already = frames_to_skip(frames, self._final, self.job_dir, several_files, self.missing_now) if skip else set()
         self.queue.plan(frames, already)
@@ -222,40 +230,11 @@ class JobRun:
         final = self._final(frame)
         return temp_path_for(final, lane), final
 
-    def _worker_args(self, lane: Lane) -> list[str]:
-        args = [
-            "--lane", lane.name,
-            "--device-type", lane.device_type,
-            "--gpu-pci", ",".join(lane.pci_addresses),
-            "--threads", str(lane.threads),
-            "--persistent-data", "1" if self.spec.persistent_data else "0",
-        ]  # fmt: skip
-        if self.spec.file_format:
-            args += ["--file-format", self.spec.file_format]
-        if self.spec.samples:
-            args += ["--samples", str(self.spec.samples)]
-        if self.spec.resolution:
-            args += ["--resolution", "x".join(str(value) for value in self.spec.resolution)]
-        return args
-
     def worker_env(self, lane: Lane) -> dict[str, str]:
-        env = dict(os.environ)
-        if jobs.ORIGINAL_PYTHONPATH in env:  # undo what a detached launch added for the dispatcher itself
-            original = env.pop(jobs.ORIGINAL_PYTHONPATH)
-            if original:
-                env["PYTHONPATH"] = original
-            else:
-                env.pop("PYTHONPATH", None)
-        env.update(lane.env)
-        cache = os.path.join(jobs.user_cache_dir(), "cuda-cache")
-        os.makedirs(cache, exist_ok=True)
-        env.setdefault("CUDA_CACHE_PATH", cache)  # one kernel cache shared by every worker
-        env.setdefault("CUDA_CACHE_MAXSIZE", str(4 * 2**30))
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
+        return worker_env(lane)
 
     def _start_worker(self, lane: Lane, key: tuple, inbox) -> WorkerHandle:
-        argv = worker_command(self.program, self.spec.blend, self._worker_args(lane), self.spec.trust_scripts)
+        argv = worker_command(self.program, self.spec.blend, worker_args(self.spec, lane), self.spec.trust_scripts)
         log_path = os.path.join(self.job_dir, "logs", f"{lane.name}.log")
         return self.factory.start(key, argv, self.worker_env(lane), log_path, inbox)
 
@@ -264,12 +243,18 @@ class JobRun:
         self.frames_log.flush()
         if record.get("status") == "done":  # remember frames rendered while files were missing
             missing_marks.record(self.spec.output_dir, record["frame"], self.missing_now)
+        if self.spec.backend == "local" and self.supervisor is not None:
+            run, driver = self.sup.runs.get(str(record.get("lane"))), self.devices.driver
+            cache_dir = lambda lane: self.worker_env(lane)["CUDA_CACHE_PATH"]  # noqa: E731
+            self.phases.after_frame(record, run, driver, self.program, cache_dir)
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> JobStatus:
         jobs.write_pid(self.job_dir)
         self.prepare()
+        self.phases.stamp("dispatcher_ready")
         self.sup.start()
+        self._plan_frames()
         state = "running"
         last_write = 0.0
         try:
@@ -292,7 +277,14 @@ class JobRun:
                         self.sup.changed = False
                         last_write = now
         finally:
-            self._stop_workers()
+            self._kill_workers()
+        try:
+            return self._finish(state)
+        finally:
+            self._reap_workers()
+
+    def _finish(self, state: str) -> JobStatus:
+        """The job's end: its final status is written while the killed workers are still being reaped."""
         if state == "running":
             state = "done" if not self.queue.failed and self.queue.finished else "failed"
             if state == "failed" and not self.message:
@@ -316,10 +308,9 @@ class JobRun:
         """Why the disk stops the job: a frame could not be written, or (checked every 2 s) it is full."""
         if self.sup.stopped_for:
             return f"{self.sup.stopped_for}; finished frames are kept, fix it and resume"
-        now = self.clock()
-        if now - self.disk_checked_at < 2.0:
+        if self.clock() - self.disk_checked_at < 2.0:
             return None
-        self.disk_checked_at = now
+        self.disk_checked_at = self.clock()
         try:
             full = shutil.disk_usage(self.spec.output_dir).free < MIN_FREE_BYTES // 4
         except OSError:
@@ -335,13 +326,22 @@ class JobRun:
         errors = [run.last_error for run in self.sup.runs.values() if run.last_error]
         return errors[-1] if errors else "job did not finish"
 
-    def _stop_workers(self) -> None:
-        """The supervisor ends every worker (quit, wait, kill, reap); no temporary file stays behind."""
+    def _kill_workers(self) -> None:
+        """Stop every worker at once; no temporary file stays behind. A local worker has nothing to tidy
+        (it would only exit), so it is killed without a quit and a wait; a Ray worker is asked to quit
+        first (it removes its node's frame folder on the way out)."""
         if self.supervisor is not None:
-            self.sup.shutdown(grace=3.0)
+            self.sup.shutdown(grace=3.0 if self.spec.backend != "local" else 0.0, reap=None)
             clean_stale_temps(self.spec.output_dir)
-            remove_temp_folders(self.spec.output_dir, self._scene_fact("output_folders"))
-            self.factory.close()  # the Ray backend kills its actors and shuts down a Ray it started
+            remove_temp_folders(self.spec.output_dir, self._output_folders())
+
+    def _reap_workers(self) -> None:
+        """After the final status: wait until every worker is gone, close the backend, write the timeline."""
+        if self.supervisor is not None:
+            self.sup.reap()
+        self.phases.stamp("workers_stopped")
+        self.factory.close()  # the Ray backend kills its actors and shuts down a Ray it started
+        self.phases.finish(self.job_dir, self.supervisor.runs if self.supervisor else None)
 
     def status(self, state: str, phase: str | None = None, video: str | None = None,
                finished: bool = False) -> JobStatus:  # fmt: skip
@@ -366,7 +366,7 @@ class JobRun:
             failed_frames={str(frame): error for frame, error in sorted(self.queue.failed.items())},
             lanes=[run.to_status() for run in supervisor.runs.values()] if supervisor else [],
             message=self.message,
-            missing_files=self.missing_refused or None,
+            missing_files=None if self.spec.allow_missing else self.missing_now or None,  # the panel's warning box
             video=video,
             finished_at=now if finished else None,
         )

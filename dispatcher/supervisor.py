@@ -17,7 +17,7 @@ from . import endgame
 from .frame_files import move_into_place
 from .frame_queue import FrameQueue
 from .hang import silence_limit
-from .lane_state import BACKOFF, FAILED, LIVE_STATES, READY, RENDERING, STARTING, STOPPED, LaneRun, LaneState
+from .lane_state import BACKOFF, FAILED, LIVE_STATES, READY, RENDERING, STARTING, STOPPED, LaneRun, LaneState, job_phase
 from .lanes import Lane
 from .process import WorkerHandle
 
@@ -32,6 +32,7 @@ class SupervisorConfig:
     max_lane_failures: int = 3
     backoff_base: float = 1.0
     backoff_max: float = 30.0
+    backups: bool = True  # second copies of a much slower lane's last frames (off while compiling kernels)
 
 
 class Supervisor:
@@ -77,6 +78,7 @@ class Supervisor:
         run.move(STARTING)
         run.frame, run.sample, run.samples = None, None, None
         run.last_activity = self.clock()
+        run.times.setdefault("spawned", self.wall_clock())
         run.handle = self.start_worker(run.lane, (run.lane.name, run.generation), self.inbox)
         run.pid = run.handle.pid
         self.changed = True
@@ -107,10 +109,8 @@ class Supervisor:
             if run.state == BACKOFF and now >= run.backoff_until:
                 self._launch(run)
             elif run.state in (STARTING, RENDERING):
-                # A GPU lane's first frame may wait for kernel compilation; engines that report little
-                # progress (Eevee, Workbench) are judged by the lane's own frame times (dispatcher/hang.py).
-                engine = (self.scene or {}).get("engine")
-                limit = silence_limit(run, self.config, engine, rendering=run.state == RENDERING)
+                # kernel compiles, file loading, engines that report little (Eevee, Workbench): hang.py
+                limit = silence_limit(run, self.config, (self.scene or {}).get("engine"), run.state == RENDERING)
                 if now - run.last_activity > limit:
                     what = f"frame {run.frame}" if run.state == RENDERING else "start-up"
                     self._lane_failed(run, f"no progress for {int(now - run.last_activity)} s during {what}")
@@ -133,7 +133,8 @@ class Supervisor:
             # An idle worker is not always free (measured: with persistent data and one fixed thread, a TBB
             # thread of Blender 5.0 spins a whole core while idle). A lane with no frame left for it, or that
             # would only hold up faster lanes, quits; it is started again should every other lane fail.
-            if not self.frames.pending and (self._back_up_slow_frame(run) or self._may_back_up_later(run)):
+            backups = self.config.backups and not self.frames.pending
+            if backups and (self._back_up_slow_frame(run) or self._may_back_up_later(run)):
                 continue
             if not self.frames.pending or self._faster_without(run):
                 self.stop_lane(run, idle=True)
@@ -148,6 +149,7 @@ class Supervisor:
         run.frame, run.temp_path, run.backup = frame, temp_path, backup
         run.sample, run.samples, run.phase = None, None, None
         run.frame_sent_at, run.frame_sent_wall = self.clock(), self.wall_clock()
+        run.times.setdefault("first_frame_sent", run.frame_sent_wall)
         run.last_activity = run.frame_sent_at
         self._handle(run).send({"cmd": "render", "frame": frame, "path": temp_path, "final": final})
         self.changed = True
@@ -172,16 +174,17 @@ class Supervisor:
         return endgame.may_back_up_later(run, list(self.runs.values()), self.frames)
 
     def _faster_without(self, run: LaneRun) -> bool:
-        return endgame.faster_without(run, self.live_runs(), self.frames)
+        return endgame.faster_without(run, self.live_runs(), self.frames, self.clock())
 
     def stop_lane(self, run: LaneRun, idle: bool = False) -> None:
         if run.handle is not None:
             run.handle.send({"cmd": "quit"})
         run.move(STOPPED)
         run.idle_stopped = idle
+        run.times["quit_sent"] = self.wall_clock()
         self.changed = True
 
-    def shutdown(self, grace: float = 3.0, reap: float = 5.0) -> None:
+    def shutdown(self, grace: float = 3.0, reap: float | None = 5.0) -> None:
         """Stop every worker: idle ones are asked to quit and get ``grace`` seconds to exit; then every
         worker is killed, in-flight frames go back to the queue, temporary files are removed, and each
         worker is reaped (up to ``reap`` seconds) and its handle closed, so none is left behind."""
@@ -193,18 +196,30 @@ class Supervisor:
             deadline = time.monotonic() + grace
             while time.monotonic() < deadline and any(handle.poll() is None for handle in quitting):
                 time.sleep(0.05)
+        self.kill_all()
+        if reap is not None:  # None: the caller reaps later (reap())
+            self.reap(reap)
+
+    def kill_all(self) -> None:
+        """Kill every worker at once, without waiting (they die in parallel; in-flight frames go back)."""
         for run in self.runs.values():
             if run.frame is not None:
                 self.frames.release(run.frame)
+            if run.handle is not None and run.handle.poll() is None:  # stamped again once it is reaped
+                run.times.pop("exit", None)
             self._kill(run)
             if run.live:
                 run.move(STOPPED)
             run.frame = None
+        self.changed = True
+
+    def reap(self, wait: float = 5.0) -> None:
+        """Wait for the killed workers to be gone (up to ``wait`` seconds each) and close their handles."""
         for run in self.runs.values():
             if run.handle is not None:
-                run.handle.wait(reap)
+                if run.handle.wait(wait) is not None:
+                    run.times.setdefault("exit", self.wall_clock())
                 run.handle.close()
-        self.changed = True
 
     def _kill(self, run: LaneRun) -> None:
         if run.handle is not None:
@@ -254,6 +269,8 @@ class Supervisor:
         run.pid = message.get("pid", run.pid)
         run.visible = message.get("visible")
         run.node = message.get("node")
+        run.times.update({key: value for key, value in (message.get("times") or {}).items() if key not in run.times})
+        run.times.setdefault("ready", self.wall_clock())
         if self.scene is None and message.get("scene"):
             self.scene = message["scene"]
             if self.on_scene:
@@ -262,6 +279,7 @@ class Supervisor:
     def _on_progress(self, run: LaneRun, message: dict) -> None:
         if message.get("frame") == run.frame:
             run.sample, run.samples, run.phase = message.get("sample"), message.get("samples"), None
+            run.times.setdefault("first_sample", self.wall_clock())
 
     def _on_phase(self, run: LaneRun, message: dict) -> None:
         run.phase = message.get("phase")
@@ -287,6 +305,8 @@ class Supervisor:
         run.rendered_once = True
         run.render_seconds.append(float(message.get("seconds") or 0.0))
         run.wall_seconds.append(now - run.frame_sent_at)
+        run.times.setdefault("first_frame_done", self.wall_clock())
+        run.times["last_frame_done"] = self.wall_clock()
         self.frames.complete(frame)
         for other in self.runs.values():  # the losing copy of a backed-up frame
             if other is not run and other.state == RENDERING and other.frame == frame:
@@ -321,6 +341,7 @@ class Supervisor:
         run.blocklisted = True
 
     def _on_exit(self, run: LaneRun, message: dict) -> None:
+        run.times["exit"] = self.wall_clock()
         if run.state in (STOPPED, FAILED, BACKOFF):
             return
         code = message.get("code")
@@ -335,9 +356,8 @@ class Supervisor:
         frame, back off and restart clean, blocklist after N in a row."""
         frame = run.frame
         problem = self.output_problem() if frame is not None and self.output_problem else None
-        if problem:
-            self._stop_for_disk(run, problem)
-            return
+        if problem and frame is not None:
+            return self._stop_for_disk(run, frame, problem)
         if frame is not None:
             final = self.frames.fail(frame, run.lane.name, error)
             self.on_frame({"frame": frame, "lane": run.lane.name, "start": round(run.frame_sent_wall, 4),
@@ -360,16 +380,13 @@ class Supervisor:
             run.restarts += 1
         self.changed = True
 
-    def _stop_for_disk(self, run: LaneRun, problem: str) -> None:
+    def _stop_for_disk(self, run: LaneRun, frame: int, problem: str) -> None:
         """The output cannot be written: the frame goes back unblamed, no lane is failed, the job stops."""
-        if run.frame is not None:
-            self.frames.release(run.frame)
+        self.frames.release(frame)
         self._kill(run)
         run.frame, run.sample, run.samples, run.backup = None, None, None, False
         run.move(STOPPED)
-        run.last_error = problem
-        self.stopped_for = problem
-        self.changed = True
+        run.last_error = self.stopped_for = problem  # the runner ends the job on its next step
 
     def _last_errors(self) -> str:
         errors = [run.last_error for run in self.runs.values() if run.last_error]
@@ -377,20 +394,7 @@ class Supervisor:
 
     # -- status -----------------------------------------------------------------------------
     def eta_seconds(self) -> float | None:
-        rates = [1.0 / spf for run in self.live_runs() if (spf := run.seconds_per_frame())]
-        remaining = len(self.frames.pending) + len(self.frames.in_flight)
-        if not remaining:
-            return 0.0
-        if not rates:
-            return None
-        return remaining / sum(rates)
+        return endgame.eta_seconds(self.live_runs(), self.frames)
 
     def phase(self) -> str:
-        live = self.live_runs()
-        if any(run.phase == "compiling GPU kernels" for run in live):
-            return "compiling GPU kernels"
-        if any(run.state == RENDERING for run in live):
-            return "rendering"
-        if any(run.state in (STARTING, BACKOFF) for run in live):
-            return "starting workers"
-        return "finishing"
+        return job_phase(self.live_runs())

@@ -24,6 +24,18 @@ def cycles_devices(context) -> list[tuple[str, str]]:
     return found
 
 
+def kernel_status(report) -> list[dict]:
+    """Which cards have compiled Cycles kernels for this Blender (dispatcher/kernels.py)."""
+    import os
+
+    import cycles
+
+    from ..dispatcher.kernels import kernel_status as status
+
+    lib_dir = os.path.join(os.path.dirname(cycles.__file__), "lib")
+    return status(report, lib_dir=lib_dir) if report.gpus else []
+
+
 class GRF_OT_refresh_devices(bpy.types.Operator):
     """Look for GPUs and read their memory, load and temperature"""
 
@@ -36,6 +48,7 @@ class GRF_OT_refresh_devices(bpy.types.Operator):
 
         report = detect_gpus()
         monitor.set_devices(report, [] if report.gpus else cycles_devices(context))
+        monitor.kernels = kernel_status(report)
         sync_devices(get_preferences(context), report.gpus)
         for area in context.screen.areas if context.screen else ():
             area.tag_redraw()

@@ -4,13 +4,16 @@
 #   bash tools/gpu_session.sh checks   pinning, device ids, silent-CPU-fallback refusal, overhead, m workers
 #   bash tools/gpu_session.sh bench ARGS...   python -m dispatcher bench --gpu ARGS
 #   bash tools/gpu_session.sh verify   autotune vs the best approach; a CPU lane beside the GPU
+#   bash tools/gpu_session.sh i12      issue 12, one call on 2 GPUs (~8 min): tools/i12_session.sh
+#   bash tools/gpu_session.sh i12-cold issue 12: prepare on an empty kernel cache (6-8 min; rerun to collect)
+#   bash tools/gpu_session.sh i12-collect  tables of a cut-short i12 run
 # Needs /tmp/kit/bin/bpy-python (the kit) and the machine's python3 with psutil and pynvml.
 set -u
 export GRF_BLENDER=${GRF_BLENDER:-/tmp/kit/bin/bpy-python} PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; W=/tmp/grf; mkdir -p "$OUT" $W
-py() { python3 -m dispatcher "$@"; }
+py() { ${PY:-python3} -m dispatcher "$@"; }
 scene() {  # scene NAME FRAMES SIZE SAMPLES
-  [ -f "$W/$1.blend" ] || $GRF_BLENDER dispatcher/demo_scene.py --out "$W/$1.blend" --frames "$2" --size "$3" --samples "$4" >/dev/null 2>&1
+  [ -f "$W/$1.blend" ] || $GRF_BLENDER dispatcher/blender_scripts/demo_scene.py --out "$W/$1.blend" --frames "$2" --size "$3" --samples "$4" >/dev/null 2>&1
 }
 watch_job() {  # watch_job JOBDIR LIMIT: print phase and lanes every 5 s until the job ends
   local t0=$SECONDS
@@ -52,7 +55,7 @@ checks)
   py report $W/chk_job | head -5
   echo "== worker told to use the GPU while CUDA sees none (the silent CPU fallback trap)"
   pci=$(python3 -c "import json; print(json.load(open('$OUT/devices.json'))['gpus'][0]['cycles_pci'])")
-  CUDA_VISIBLE_DEVICES= $GRF_BLENDER dispatcher/worker.py --blend $W/chk.blend --device-type OPTIX --gpu-pci "$pci" </dev/null 2>/dev/null; echo "exit $?"
+  CUDA_VISIBLE_DEVICES= $GRF_BLENDER dispatcher/blender_scripts/worker.py --blend $W/chk.blend --device-type OPTIX --gpu-pci "$pci" </dev/null 2>/dev/null; echo "exit $?"
   echo "== asking for a GPU that is not there"; py render $W/chk.blend -o $W/x --gpus 7; echo "exit $?"
   echo "== 2 workers on one GPU vs 1, persistent data off (24 frames each)"
   for m in 1 2; do t=$SECONDS
@@ -75,5 +78,6 @@ verify)  # autotune vs the best approach on both variants; a CPU lane beside the
     python3 -c "import json; s=json.load(open('$W/cl.json')); print(s['state'], s['frames']); [print(' ', l['name'], l['state'], l['frames_done'], l['seconds_per_frame']) for l in s['lanes']]"
     grep -c '"backup": true' $W/cljob$lane/frames.jsonl | sed 's/^/  frames won by a backup copy: /'
   done ;;
-*) echo "usage: gpu_session.sh cold|checks|bench ..."; exit 2 ;;
+i12|i12-cold|i12-collect) exec bash tools/i12_session.sh "${1#i12}" ;;
+*) echo "usage: gpu_session.sh cold|checks|bench ...|verify|i12|i12-cold"; exit 2 ;;
 esac

@@ -31,6 +31,10 @@ def draw_devices(layout, prefs) -> None:
         stats.label(text=f"{gpu.memory_used_mb / 1024:.1f} / {gpu.memory_total_mb / 1024:.1f} GB")
         stats.label(text=f"{gpu.utilization_pct}%" if gpu.utilization_pct is not None else "-")
         stats.label(text=f"{gpu.temperature_c} C" if gpu.temperature_c is not None else "-")
+    cold = [status for status in monitor.kernels if status["compiled"] is False]
+    if cold:
+        box.label(text=f"GPU {', '.join(str(s['index']) for s in cold)}: no compiled kernels yet", icon="ERROR")
+        box.operator("grf.prepare_gpus", icon="PLAY")
     if report.gpus:
         return
     for name, kind in monitor.cycles_devices:

@@ -19,6 +19,7 @@ from typing import Any
 from .. import chart
 from .analysis import TARGETS, analyse, first_frame_seconds, format_variant, ideal, targets
 from .approaches import ALL_APPROACHES, Run, Settings, build_scene, run_approach, warm_up
+from .common import DEFAULT_APPROACHES
 
 __all__ = ["TARGETS", "analyse", "first_frame_seconds", "format_variant", "ideal", "main", "targets"]
 
@@ -34,8 +35,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny scene: 8 frames, 32x32, 4 samples, ~20k triangles")
     parser.add_argument("--variant", choices=(*VARIANTS, "both"), default="both")
     parser.add_argument(
-        "--approaches", help=f"comma list (default: all): {', '.join(ALL_APPROACHES)}; 'single' gives the ideal bound"
+        "--approaches",
+        help=f"comma list (default: {', '.join(DEFAULT_APPROACHES)}; also blender-1gpu, per-card-threads); "
+        "'single' gives the ideal bound",
     )
+    parser.add_argument("--combined-frames", type=int, default=0,
+                        help="Blender combined (defaults) renders only this many frames; its wall is extrapolated")
+    parser.add_argument("--budget", type=float, default=0.0,
+                        help="seconds for the whole benchmark: approaches not started by then are skipped")  # fmt: skip
     parser.add_argument("--frames", type=int, help="frames per approach (GPU default: max(64, 8 x GPUs))")
     parser.add_argument("--resolution", help="WxH (default 1280x720; quick 32x32)")
     parser.add_argument("--samples", type=int, help="Cycles samples (default 128; quick 4)")
@@ -113,6 +120,7 @@ def make_settings(args) -> Settings:
         timeout=args.timeout,
         keep_frames=args.keep_frames,
         label=label,
+        combined_frames=max(0, args.combined_frames or 0),
     )
 
 
@@ -164,19 +172,23 @@ def main(args) -> int:
             print(f"error: no benchmark results under {args.out}")
             return 2
         settings = Settings(**saved)
+        settings.out = os.path.abspath(args.out)  # a copy of the results may have moved
     else:
         settings = make_settings(args)
-        names = [name.strip() for name in (args.approaches or ",".join(ALL_APPROACHES)).split(",") if name.strip()]
+        names = [name.strip() for name in (args.approaches or ",".join(DEFAULT_APPROACHES)).split(",") if name.strip()]
         unknown = [name for name in names if name not in ALL_APPROACHES]
         if unknown:
             print(f"error: unknown approach {', '.join(unknown)} (choose from {', '.join(ALL_APPROACHES)})")
             return 2
-        run_all(settings, settings_path, variants, names, warm=not args.no_warmup)
+        run_all(settings, settings_path, variants, names, warm=not args.no_warmup, budget=args.budget)
     return report_results(settings, variants, args)
 
 
-def run_all(settings: Settings, settings_path: str, variants: tuple, names: list[str], warm: bool) -> None:
-    """Build each variant's scene, warm up, and run every approach on it (results saved per run)."""
+def run_all(settings: Settings, settings_path: str, variants: tuple, names: list[str], warm: bool,
+            budget: float = 0.0) -> None:  # fmt: skip
+    """Build each variant's scene, warm up, and run every approach on it (results saved per run); an
+    approach not started ``budget`` seconds in (when given) is skipped."""
+    began_all = time.time()
     os.makedirs(settings.out, exist_ok=True)
     with open(settings_path, "w", encoding="utf-8") as handle:
         json.dump(settings.__dict__, handle, indent=1)
@@ -193,6 +205,9 @@ def run_all(settings: Settings, settings_path: str, variants: tuple, names: list
             seconds = warm_up(settings, blend, os.path.join(settings.out, variant, "warmup"))
             print(f"[{variant}] warm-up (kernels, caches; not timed): {seconds:.1f} s", flush=True)
         for name in names:
+            if budget and time.time() - began_all > budget:
+                print(f"[{variant}] {name}: skipped (the --budget of {budget:.0f} s is spent)", flush=True)
+                continue
             began = time.time()
             print(f"[{variant}] {name} ...", end=" ", flush=True)
             run = run_approach(settings, name, variant, blend)
@@ -220,8 +235,11 @@ def report_results(settings: Settings, variants: tuple, args) -> int:
         return 1
     print()
     print("\n\n".join(texts))
-    png = draw(args.png or os.path.join(settings.out, "bench.png"), per_variant, analyses, settings.label)
-    print(f"\nchart: {png}")
+    try:
+        png = draw(args.png or os.path.join(settings.out, "bench.png"), per_variant, analyses, settings.label)
+        print(f"\nchart: {png}")
+    except ImportError as error:  # a GPU host without Pillow: chart later with --collect on a copy of --out
+        print(f"\nchart skipped ({error})")
     with open(os.path.join(settings.out, "results.json"), "w", encoding="utf-8") as handle:
         json.dump({"settings": settings.__dict__, "variants": analyses}, handle, indent=1, default=str)
     if args.json:

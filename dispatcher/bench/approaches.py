@@ -6,6 +6,7 @@ Blender's own ways (through ``blender_scripts/bench_timing.py``, a bpy script ru
 * ``combined-pd``   the same with persistent data on
 * ``static-chunks`` the manual method: one process per GPU (``CUDA_VISIBLE_DEVICES``), contiguous chunks
 * ``fresh-per-frame`` a new process for every frame, one at a time per GPU, frames from a shared queue
+* ``blender-1gpu``  one process on the first GPU, persistent data, F/N frames (the 1-GPU reference)
 
 This product (``python -m dispatcher render``):
 
@@ -13,7 +14,10 @@ This product (``python -m dispatcher render``):
 * ``per-card-m``    m workers per GPU (persistent data off on the deforming variant)
 * ``product-combined`` one worker with every GPU
 * ``auto``          ``--layout auto`` (autotune's choice)
-* ``single``        one worker on one GPU rendering F/N frames: the ideal bound is N x its steady rate
+* ``single``        one worker on one GPU rendering F/N frames: the ideal bound (as if each card ran alone)
+* ``per-card-threads`` per-card with every worker given all the host's CPU threads (vs the default share)
+
+``combined`` may render only its first ``--combined-frames`` frames; its wall is then extrapolated.
 
 On a machine without a GPU every "GPU" is a CPU lane with its share of the cores.
 Never imports bpy.
@@ -224,13 +228,16 @@ def run_processes(settings: Settings, jobs: list[dict], slots: int, deadline: fl
 
 
 def _combined_jobs(settings: Settings, approach: str, base: dict, frames: list[int]) -> tuple[list[dict], int, str]:
-    """One Blender process with every GPU, the whole range."""
-    persistent = approach == "combined-pd"
+    """One Blender process with every GPU, the whole range (blender-1gpu: the first GPU, F/N frames)."""
+    persistent, alone = approach in ("combined-pd", "blender-1gpu"), approach == "blender-1gpu"
     cpu, folder = settings.is_cpu, base["folder"]
-    job = dict(base["job"], lane="all" if not cpu else "cpu-all", frames=frames, persistent=persistent,
-               threads=settings.total_threads if cpu else 0, gpus=[] if cpu else None,
+    lane = lane_names(settings, 1)[0] if alone else "all" if not cpu else "cpu-all"
+    job = dict(base["job"], lane=lane, frames=frames, persistent=persistent,
+               threads=settings.total_threads if cpu else 0, gpus=[] if cpu else [0] if alone else None,
                timing=os.path.join(folder, "timing-0.jsonl"),
-               log=os.path.join(folder, "logs", "combined.log"))  # fmt: skip
+               log=os.path.join(folder, "logs", f"{approach}.log"))  # fmt: skip
+    if alone:
+        return [job], 1, "Blender, 1 GPU + persistent data"
     return [job], 1, "Blender combined" + (" + persistent data" if persistent else ", defaults")
 
 
@@ -263,7 +270,11 @@ def run_blender(settings: Settings, approach: str, variant: str, blend: str, fol
     out = os.path.join(folder, "frames")
     os.makedirs(out, exist_ok=True)
     base = {"folder": folder, "job": {"blend": blend, "out": out}}
-    if approach in ("combined", "combined-pd"):
+    if approach == "combined" and 0 < settings.combined_frames < len(frames):
+        frames = frames[: settings.combined_frames]  # extrapolated to every frame in the analysis (goals.py)
+    if approach == "blender-1gpu":
+        frames = frames[: math.ceil(len(frames) / settings.lanes)]
+    if approach in ("combined", "combined-pd", "blender-1gpu"):
         jobs, slots, title = _combined_jobs(settings, approach, base, frames)
         lanes = [jobs[0]["lane"]]
     elif approach == "static-chunks":
@@ -291,6 +302,8 @@ def run_blender(settings: Settings, approach: str, variant: str, blend: str, fol
     run = Run(approach=approach, variant=variant, title=title, started=started, finished=finished, lanes=lanes,
               records=records, frames=len(frames), ok=not errors, error="; ".join(errors[:3]),
               command=done[0].get("argv", []) if done else [])  # fmt: skip
+    if approach == "combined" and len(frames) < settings.frames:
+        run.extra["extrapolate_to"] = settings.frames
     drop_frames(settings, out)
     return run
 

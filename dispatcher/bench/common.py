@@ -11,9 +11,11 @@ from .. import report
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-BLENDER_APPROACHES = ("combined", "combined-pd", "static-chunks", "fresh-per-frame")
-PRODUCT_APPROACHES = ("per-card", "per-card-m", "product-combined", "auto", "single")
+BLENDER_APPROACHES = ("combined", "combined-pd", "static-chunks", "fresh-per-frame", "blender-1gpu")
+PRODUCT_APPROACHES = ("per-card", "per-card-m", "product-combined", "auto", "single", "per-card-threads")
 ALL_APPROACHES = BLENDER_APPROACHES + PRODUCT_APPROACHES
+# run when --approaches is not given; blender-1gpu and per-card-threads are asked for by name
+DEFAULT_APPROACHES = tuple(name for name in ALL_APPROACHES if name not in ("blender-1gpu", "per-card-threads"))
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Settings:
     timeout: float = 3600.0
     keep_frames: bool = False
     label: str = ""
+    combined_frames: int = 0  # Blender combined (defaults) renders only this many frames; 0: all
 
     @property
     def is_cpu(self) -> bool:

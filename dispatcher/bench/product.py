@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from .. import report
+from .. import report, timeline
 from ..process import kill_and_reap, spawn_logged
 from ..status import read_status
 from .common import PACKAGE_PARENT, Run, Settings, drop_frames, lane_env
@@ -36,6 +36,11 @@ def product_args(settings: Settings, approach: str, variant: str) -> tuple[list[
             ),
             "auto": (["--layout", "auto"], "product --layout auto", 0),
             "single": (["--layout", "per-card", "--cpu-lanes", "1", "--threads", str(t)], "one worker, one lane", 1),
+            "per-card-threads": (
+                ["--layout", "per-card", "--cpu-lanes", str(n), "--threads", str(settings.total_threads)],
+                f"product per-card, {settings.total_threads} threads each",
+                n,
+            ),
         }
         args, title, lanes = table[approach]
         args = ["--device", "CPU", *args]
@@ -48,6 +53,11 @@ def product_args(settings: Settings, approach: str, variant: str) -> tuple[list[
             "product-combined": (["--layout", "combined"], "product combined", 1),
             "auto": (["--layout", "auto"], "product --layout auto", 0),
             "single": (["--layout", "per-card", "--gpus", "0"], "one worker, one GPU", 1),
+            "per-card-threads": (
+                ["--layout", "per-card", "--threads", str(settings.total_threads)],
+                f"product per-card, {settings.total_threads} CPU threads each",
+                n,
+            ),
         }
         args, title, lanes = table[approach]
         args = ["--device", settings.device, *args]
@@ -87,6 +97,9 @@ def run_product(settings: Settings, approach: str, variant: str, blend: str, fol
     records = [record for record in job.records if record.get("status") != "setup"]
     records += _setup_records(records, started)
     extra = _autotune_choice(job_dir, log_path)
+    phases = timeline.load(job_dir)
+    if phases:
+        extra["timeline"] = phases  # the job's own phases (timeline.py), for the table and the first-frame goal
     if extra.get("autotune", {}).get("reason"):
         title += f" [{extra['autotune'].get('key', extra['autotune'].get('layout'))}]"
     ok = process.returncode == 0 and not error
