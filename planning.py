@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 
 from .dispatcher.frames import FrameSyntaxError, parse_frames
+from .dispatcher.output_rules import split_output_path
 from .dispatcher.spec import IMAGE_FORMATS, MOVIE_EXTENSIONS, JobSpec, SpecError
 
 LAYOUTS = {"PER_CARD": "per-card", "COMBINED": "combined", "GROUPS": "groups", "SHARED": "per-card"}
@@ -108,19 +109,22 @@ def frames_text(scene) -> str:
 
 
 def output_target(scene, blend: str) -> tuple[str, str]:
-    """(absolute output folder, file pattern) from the panel's folder or the scene's output path."""
-    path = scene.render.filepath or "//render/"
-    folder, name = os.path.split(path)
+    """(absolute output folder, file pattern): the scene's output path as Blender reads it (as the CLI does);
+    the panel's folder, when set, replaces only the folder."""
+    folder, name = split_output_path(blend_relative(scene.render.filepath, blend), base=os.getcwd())
+    if is_movie(scene):
+        stem, extension = os.path.splitext(name)
+        name = stem if extension.lower() in MOVIE_EXTENSIONS else name
     if scene.gpu_render_farm.output_dir:
-        folder = scene.gpu_render_farm.output_dir
-    stem, extension = os.path.splitext(name)
-    if extension.lower() in (*IMAGE_FORMATS.values(), *MOVIE_EXTENSIONS, ".jpeg", ".tiff"):
-        name = stem
-    if not name:
-        name = "frame_"
-    if "#" not in name:
-        name += "####"
-    return os.path.normpath(blend_relative(folder or "//", blend)), name
+        folder = os.path.normpath(blend_relative(scene.gpu_render_farm.output_dir, blend))
+    return folder, name
+
+
+def apply_output_settings(spec: JobSpec, render) -> None:
+    """Blender's own Output settings decide, as for F12: Overwrite, Placeholders, File Extensions."""
+    spec.overwrite = "overwrite" if render.use_overwrite else "skip"
+    spec.placeholders = render.use_placeholder
+    spec.use_file_extension = render.use_file_extension
 
 
 def selected_gpus(report, prefs) -> list:
@@ -164,7 +168,7 @@ def plan_job(context, prefs, report, binary_path: str = "") -> Plan:
     spec.persistent_data = prefs.persistent_data
     spec.trust_scripts = prefs.trust_scripts
     spec.blender = worker_program(prefs, blend, binary_path)
-    spec.overwrite = "overwrite" if settings.overwrite else "skip"
+    apply_output_settings(spec, scene.render)
     spec.backend = prefs.backend.lower()
     spec.ray_address = prefs.ray_address or None
     spec.extra = {"audio_blend": blend, "scene": scene.name, "engine": engine}

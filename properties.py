@@ -27,7 +27,6 @@ class GRF_SceneSettings(PropertyGroup):
         name="Output Folder", subtype="DIR_PATH", default="",
         description="Where frames go (empty: the folder of the scene's output path)",
     )
-    overwrite: BoolProperty(name="Overwrite Existing Frames", default=False)
     job_dir: StringProperty(name="Job Folder", subtype="DIR_PATH", default="", options={"HIDDEN"})
 
 

@@ -10,6 +10,7 @@ import sys
 
 from . import job_files, jobs
 from .devices import detect_gpus
+from .output_rules import add_output_options
 from .spec import DEVICE_TYPES, LAYOUTS, JobSpec, SpecError
 from .status_text import ProgressPrinter, status_table
 
@@ -55,13 +56,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     for name, text in OPTIONAL.items():
         if command in (None, name):
-            _add_optional(commands, name, text, f"dispatcher.{name}")
+            _add_optional(commands, name, text, f"dispatcher.{MODULES.get(name, name)}")
         else:
             commands.add_parser(name, help=text)
     return parser
 
 
+MODULES = {"jobs": "job_list"}  # a command whose module is not named after it
 OPTIONAL = {
+    "jobs": "running, queued and recent jobs (state, progress, cards, output)",
     "bench": "benchmark approaches and print a table",
     "prepare": "compile GPU kernels ahead of the first render",
     "report": "per-lane timeline and summary of a finished job",
@@ -83,8 +86,7 @@ def _add_optional(commands, name: str, text: str, module: str) -> None:
 
 def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", "-f", help="e.g. 1-250, 1-100x2, 5,9,12-20 (default: the scene's range)")
-    parser.add_argument("--output", "-o", help="output folder (default: ./render/<file name>)")
-    parser.add_argument("--pattern", default="frame_####", help="file name pattern, # = frame digits")
+    add_output_options(parser)  # -o, --pattern, --overwrite / --skip-existing, --queue
     parser.add_argument("--format", dest="file_format", help="PNG, OPEN_EXR, JPEG, TIFF (default: the scene's)")
     parser.add_argument("--device", dest="device_type", type=str.upper, help=f"{', '.join(DEVICE_TYPES)}")
     parser.add_argument("--layout", default="per-card", choices=LAYOUTS)
@@ -95,7 +97,6 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu-lanes", type=int, default=0, help="CPU lanes when rendering on the CPU")
     parser.add_argument("--threads", type=int, help="threads per worker")
     parser.add_argument("--no-persistent-data", dest="persistent_data", action="store_false")
-    parser.add_argument("--overwrite", action="store_true", help="render frames that already exist")
     parser.add_argument("--blender", help="Blender binary or Python with bpy that runs the workers")
     parser.add_argument("--trust", action="store_true", help="let scripts inside the .blend run")
     parser.add_argument("--allow-missing", action="store_true",
@@ -126,12 +127,11 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
                 raise ValueError
         except ValueError:
             raise SpecError(f"resolution must look like 1920x1080, not {args.resolution!r}") from None
-    output = args.output or os.path.join("render", os.path.splitext(os.path.basename(args.blend))[0])
     return JobSpec(
         blend=os.path.abspath(args.blend),
-        output_dir=os.path.abspath(output),
+        output_dir=os.path.abspath(args.output) if args.output else "",  # "": the scene's (apply_scene_output)
         frames=args.frames,
-        file_pattern=args.pattern,
+        file_pattern=args.pattern or "frame_####",
         file_format=args.file_format,
         device_type=args.device_type,
         layout=args.layout,
@@ -142,7 +142,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         cpu_lanes=args.cpu_lanes,
         threads=args.threads,
         persistent_data=args.persistent_data,
-        overwrite="overwrite" if args.overwrite else "skip",
+        overwrite=args.policy or "overwrite",
+        wait_for_output=args.queue,
         blender=args.blender,
         trust_scripts=args.trust,
         allow_missing=args.allow_missing,
@@ -170,8 +171,9 @@ def resolve_job(job: str) -> str:
 def cmd_devices(args) -> int:
     from .kernels import kernel_status
     from .process import default_program
+    from .visible import apply_visibility, hidden_lines
 
-    report = detect_gpus()
+    report = apply_visibility(detect_gpus())  # only the cards this environment allows; the others hidden
     program = args.blender or default_program()
     compiled = kernel_status(report, program) if report.gpus and program else []
     if args.json:
@@ -189,6 +191,8 @@ def cmd_devices(args) -> int:
             f"GPU {gpu.index}: {gpu.name}  {gpu.memory_used_mb}/{gpu.memory_total_mb} MiB  "
             f"{' '.join(extras)}  {gpu.uuid}  PCI {gpu.pci_bus_id}"
         )
+    for line in hidden_lines(report):
+        print(line)
     for status in compiled:
         if status["compiled"] is not True:
             print(f"GPU {status['index']}: {status['why']}" + (" (python -m dispatcher prepare)" * (
@@ -200,7 +204,10 @@ def cmd_devices(args) -> int:
 
 
 def cmd_render(args) -> int:
-    spec = spec_from_args(args)
+    from .output_rules import apply_scene_output, refuse_busy_output
+
+    spec = apply_scene_output(spec_from_args(args), args)  # the scene's output path, Overwrite, Placeholders
+    refuse_busy_output(spec)
     if spec.backend == "ray":
         from .ray_backend import check_ray
 
@@ -270,14 +277,14 @@ def cmd_cancel(args) -> int:
 
 def cmd_resume(args) -> int:
     from .process import default_program
-    from .scene_check import check_scene, inspect_scene
+    from .scene_check import check_scene, known_facts
 
     job_dir = resolve_job(args.job)
     jobs.prepare_resume(job_dir)
     spec = jobs.load_spec(job_dir)
     program = spec.blender or default_program()
     if program and os.path.exists(spec.blend):  # a file that is gone is named by the job itself
-        check_scene(spec, inspect_scene(spec, program))  # a library lost since the job was made: exit 2
+        check_scene(spec, known_facts(job_dir, spec, program))  # a library lost since the job was made: exit 2
     if args.detach:
         pid = jobs.resume_job(job_dir)
         print(f"job {os.path.basename(job_dir)} resumed in the background (pid {pid})")

@@ -40,10 +40,12 @@ class DeviceReport:
     reason: str | None = None
     driver: str | None = None
     cpu: dict = field(default_factory=dict)
+    hidden: list[dict] | None = None  # cards this environment may not use; None: not narrowed yet
 
     def to_dict(self) -> dict:
         return {
             "gpus": [gpu.to_dict() for gpu in self.gpus],
+            "hidden": self.hidden or [],
             "reason": self.reason,
             "driver": self.driver,
             "cpu": self.cpu,
@@ -175,6 +177,9 @@ def select_gpus(report: DeviceReport, wanted: list[str] | None) -> list[Gpu]:
         ]
         if not match:
             have = ", ".join(f"{gpu.index}:{gpu.name}" for gpu in report.gpus) or f"none ({report.reason})"
+            hidden = [gpu for gpu in report.hidden or () if key.lower() in (str(gpu["index"]), gpu["uuid"].lower())]
+            if hidden:
+                raise ValueError(f"GPU {key!r} is hidden from this process ({hidden[0]['reason']})")
             raise ValueError(f"GPU {key!r} is not on this machine (GPUs: {have})")
         if match[0] not in chosen:
             chosen.append(match[0])

@@ -46,3 +46,20 @@ def first_problem(folders: list[str]) -> str | None:
         if problem:
             return problem
     return None
+
+
+def stop_check_due(now: float, last: float, every: float = 2.0) -> tuple[bool, float]:
+    """Whether the free space is due a look (every ``every`` seconds), and the new time of the last look."""
+    return (True, now) if now - last >= every else (False, last)
+
+
+def disk_stop(stopped_for: str | None, output_dir: str | None) -> str | None:
+    """Why the disk stops a running job: a frame could not be written (``stopped_for``), or ``output_dir``
+    (None: not checked this time) is nearly full."""
+    from .preflight import disk_nearly_full
+
+    if stopped_for:
+        return f"{stopped_for}; finished frames are kept, fix it and resume"
+    if output_dir is not None and disk_nearly_full(output_dir):
+        return f"output disk is full ({output_dir}); finished frames are kept"
+    return None

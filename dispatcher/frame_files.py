@@ -57,19 +57,20 @@ def recorded_files(frames_log: str) -> dict[int, list[str]]:
     return found
 
 
-def frames_to_skip(frames: list[int], final_of: Callable[[int], str], job_dir: str, several_files: bool,
-                   missing_now: list[str]) -> set[int]:  # fmt: skip
-    """Frames already done: their file decodes (a frame of several files: this job recorded them all and
-    each decodes), and they were not rendered while other files than now were missing."""
+def plan_overrides(frames: list[int], final_of: Callable[[int], str], job_dir: str, several_files: bool,
+                   missing_now: list[str]) -> tuple[set[int], set[int]]:  # fmt: skip
+    """(redo, own) for the folder's manifest: ``redo`` is rendered whatever the manifest says: frames
+    rendered while other files than now were missing (missing_marks) and, in a scene whose frames make
+    several files (File Output nodes, stereo), every frame but ``own``: those this job recorded with all
+    their files in frames.jsonl, each still decoding (the manifest knows one main image per frame)."""
     from . import missing_marks
 
-    if several_files:
-        done = frames_done_before(frames, os.path.join(job_dir, "frames.jsonl"))
-    else:
-        valid = decode_all([final_of(frame) for frame in frames])
-        done = {frame for frame, ok in zip(frames, valid, strict=True) if ok}
     output_dir = os.path.dirname(final_of(frames[0])) if frames else ""
-    return done - missing_marks.stale_frames(output_dir, missing_now)
+    stale = missing_marks.stale_frames(output_dir, missing_now) & set(frames)
+    if not several_files:
+        return stale, set()
+    own = frames_done_before(frames, os.path.join(job_dir, "frames.jsonl")) - stale
+    return set(frames) - own, own
 
 
 def decode_all(paths: list[str]) -> list[bool]:

@@ -30,7 +30,9 @@ class JobPhases:
             return
         self.marked.add(run.lane.name)
         cache_dir = cache_dir_for(run.lane)
-        self.marking.append(kernels.mark_lane_later(run.lane, run.devices_used, driver, program, cache_dir))
+        self.marking.append(
+            kernels.mark_lane_later(run.lane, run.devices_used, driver, program, cache_dir, run.cycles_lib)
+        )
 
     def finish(self, job_dir: str, runs: dict | None) -> None:
         """Wait for the kernel markers, then write timeline.json (the job's and every lane's events)."""

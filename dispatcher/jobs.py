@@ -106,7 +106,37 @@ def create_job(spec: JobSpec, jobs_root: str | None = None, job_dir: str | None 
                     pass
         raise SpecError(f"cannot write job folder {job_dir}: {error.strerror or error}") from None
     clear_cancel(job_dir)
+    _register(job_dir)
     return job_dir
+
+
+KNOWN_JOBS = ".known-jobs"
+
+
+def _register(job_dir: str) -> None:
+    """Remember a job folder outside the jobs root (--job-dir, the add-on's), for ``jobs`` to list it."""
+    root = default_jobs_root()
+    if os.path.dirname(job_dir) == os.path.abspath(root):
+        return
+    make_private_dir(root)
+    with open(os.path.join(root, KNOWN_JOBS), "a", encoding="utf-8") as handle:
+        handle.write(job_dir + "\n")
+
+
+def known_job_dirs() -> list[str]:
+    """Job folders under the jobs root and those registered from elsewhere that still exist."""
+    root = default_jobs_root()
+    found = []
+    try:
+        found = [os.path.join(root, name) for name in os.listdir(root) if not name.startswith(".")]
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(root, KNOWN_JOBS), encoding="utf-8") as handle:
+            found += [line.strip() for line in handle if line.strip()]
+    except OSError:
+        pass
+    return [path for path in dict.fromkeys(found) if os.path.exists(os.path.join(path, "spec.json"))]
 
 
 def load_spec(job_dir: str) -> JobSpec:
@@ -143,7 +173,10 @@ def _start_time(pid: int) -> float | None:
 
 
 def is_running(job_dir: str) -> bool:
-    return read_pid(job_dir) is not None
+    """A live process runs (or waits to run) this job: its pid record, or its run lock (kill -9 safe)."""
+    from .output_lock import job_running
+
+    return read_pid(job_dir) is not None or job_running(job_dir)
 
 
 def child_env(env: dict | None = None) -> dict:
@@ -264,3 +297,18 @@ def _kill_orphan_workers(job_dir: str) -> None:
         except Exception:
             continue
         kill_group(pid)
+
+
+def cached_scene(job_dir: str, blend: str) -> dict | None:
+    """What the first worker reported about the scene (scene.json), while the .blend is unchanged."""
+    try:
+        with open(os.path.join(job_dir, "scene.json"), encoding="utf-8") as handle:
+            scene = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return scene if type(scene) is dict and scene.get("blend_mtime") == os.path.getmtime(blend) else None
+
+
+def save_scene(job_dir: str, blend: str, scene: dict) -> None:
+    scene["blend_mtime"] = os.path.getmtime(blend)
+    write_json_atomic(os.path.join(job_dir, "scene.json"), scene)

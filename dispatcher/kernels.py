@@ -17,6 +17,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 
@@ -136,17 +137,16 @@ def uncompiled(statuses: list[dict]) -> list[dict]:
     return list(chosen.values())
 
 
-def mark_lane_later(lane, devices_used: list, driver: str | None, program: str, cache_dir: str):
-    """After a GPU lane's first frame: write its cards' markers on a thread (finding Cycles' kernel
-    folder may start a Python), so the lane's next frame is not held up. The thread is not a daemon:
-    a job that ends at once still writes its markers before the process exits."""
-    import threading
-
+def mark_lane_later(lane, devices_used: list, driver: str | None, program: str, cache_dir: str,
+                    lib_dir: str | None = None) -> threading.Thread:  # fmt: skip
+    """After a GPU lane's first frame: write its cards' markers on a thread (without ``lib_dir``, which
+    the worker reports, finding Cycles' kernel folder starts a Python), so the lane's next frame is not
+    held up. The thread is not a daemon: a job that ends at once still writes its markers first."""
     used = {device.get("type") for device in devices_used or [] if isinstance(device, dict)}
     device_type = "OPTIX" if "OPTIX" in used else "CUDA" if "CUDA" in used else lane.device_type
 
     def write() -> None:
-        kernels = kernels_id(cycles_lib_dir(program))
+        kernels = kernels_id(lib_dir or cycles_lib_dir(program))
         for gpu in lane.gpus:
             try:
                 mark_compiled(cache_dir, kernels, gpu.compute_capability, driver, device_type, card=gpu.name)

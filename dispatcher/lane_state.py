@@ -77,6 +77,7 @@ class LaneRun:
     idle_stopped: bool = False  # quit for want of work; may be started again
     backup: bool = False  # the current frame is a second copy of another lane's frame
     times: dict = field(default_factory=dict)  # timeline events (wall clock), see timeline.py
+    cycles_lib: str | None = None  # the worker's Cycles kernel folder (kernels.py)
 
     def move(self, new: LaneState) -> None:
         """The one way to change state: refuses a transition that ALLOWED_FROM does not list."""

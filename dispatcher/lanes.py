@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from .devices import DeviceReport, Gpu, cycles_pci_address, select_gpus
 from .spec import GPU_DEVICE_TYPES, JobSpec, SpecError
+from .visible import apply_visibility
 
 T = TypeVar("T")
 
@@ -51,6 +52,8 @@ def pinning_env(device_type: str, gpus: list[Gpu]) -> dict[str, str]:
     """Environment that limits a worker to its GPUs; it must be set before the process starts."""
     if device_type in ("OPTIX", "CUDA"):
         return {"CUDA_VISIBLE_DEVICES": ",".join(gpu.uuid for gpu in gpus), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    if device_type in ("HIP", "ONEAPI") and not gpus:
+        return {}  # a lane over whatever the runtime finds: the user's own HIP/oneAPI selection stays
     if device_type == "HIP":
         indices = ",".join(str(gpu.index) for gpu in gpus)
         return {"HIP_VISIBLE_DEVICES": indices, "ROCR_VISIBLE_DEVICES": indices}
@@ -67,6 +70,7 @@ def plan_lanes(spec: JobSpec, report: DeviceReport, device_type: str, usable_cor
     cores = usable_cores or report.cpu.get("usable_cores") or os.cpu_count() or 1
     lanes: list[Lane] = []
     if device_type in GPU_DEVICE_TYPES:
+        report = apply_visibility(report)  # only the cards CUDA_VISIBLE_DEVICES allows
         if not report.gpus and device_type in ("OPTIX", "CUDA"):
             raise SpecError(f"{device_type} was asked for but this machine has no NVIDIA GPU ({report.reason})")
         try:

@@ -71,9 +71,11 @@ def preflight(spec: JobSpec, report: DeviceReport | None = None) -> tuple[str, D
     return device_type, report, program
 
 
-def temp_path_for(final_path: str, lane: str) -> str:
+def temp_path_for(final_path: str, lane: str, job_id: str = "") -> str:
+    """A worker's temporary file beside the frame, unique per job and lane."""
     directory, name = os.path.split(final_path)
-    return os.path.join(directory, f".{name}{TEMP_MARK}{lane}.part")
+    owner = f"{job_id}-{lane}" if job_id else lane
+    return os.path.join(directory, f".{name}{TEMP_MARK}{owner}.part")
 
 
 def clean_stale_temps(directory: str) -> int:
@@ -85,3 +87,11 @@ def clean_stale_temps(directory: str) -> int:
         except OSError:
             pass
     return removed
+
+
+def disk_nearly_full(directory: str) -> bool:
+    """Less than a quarter of the start-up minimum left: the job must stop before frames get cut short."""
+    try:
+        return shutil.disk_usage(directory).free < MIN_FREE_BYTES // 4
+    except OSError:
+        return False

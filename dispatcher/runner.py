@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -12,12 +11,14 @@ from collections.abc import Callable
 
 from . import jobs, missing_marks
 from .devices import DeviceReport
-from .disk import first_problem
-from .frame_files import frames_to_skip, remove_temp_folders
+from .disk import disk_stop, first_problem, stop_check_due
+from .frame_files import plan_overrides, remove_temp_folders
 from .frame_queue import FrameQueue
 from .frames import output_path, parse_frames
 from .job_phases import JobPhases
 from .lanes import Lane, plan_lanes
+from .output_guard import OutputGuard
+from .output_lock import running_alone
 from .preflight import (  # re-exported: callers and tests import these from runner
     MIN_FREE_BYTES,
     TEMP_MARK,
@@ -28,9 +29,10 @@ from .preflight import (  # re-exported: callers and tests import these from run
     temp_path_for,
 )
 from .process import LocalFactory, ProcessFactory, WorkerHandle, worker_command
-from .scene_check import check_scene, job_frames
-from .spec import IMAGE_FORMATS, SpecError, write_json_atomic
+from .scene_check import check_scene, job_frames, refresh_preflight
+from .spec import SpecError
 from .status import JobStatus
+from .status_text import failure_message
 from .supervisor import Supervisor, SupervisorConfig
 from .worker_launch import worker_args, worker_env
 
@@ -78,10 +80,14 @@ class JobRun:
         self.autotune_pending = False
         self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
-        self.missing_now: list[str] = []  # files the scene needs that are missing (they stop the job unless allowed)
         self.device_type: str | None = None  # set by prepare()
         self.program = ""
         self.phases = JobPhases(command_started, self.started_wall)  # timeline.json and kernel markers
+        self.guard = OutputGuard(self.spec, job_dir)  # the output folder's lock, manifest and GPU leases
+        self.previous = jobs.read_status(job_dir)  # the last run's status (its video, on a resume)
+        self._queued = lambda why: self.write_status("queued", phase=why)  # waiting for the folder or GPUs
+        self.scene: dict = {}  # the scene's facts: cached in the job folder, then the first worker's
+        self.missing_now: list[str] = []  # files the scene needs that are missing (they stop the job unless allowed)
 
     @property
     def sup(self) -> Supervisor:
@@ -102,9 +108,15 @@ class JobRun:
         return self.device_type or "CPU"
 
     # -- set-up ----------------------------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self) -> bool:
+        """Output folder, frames, lanes, cards (no worker if nothing is left); False: cancelled while queued."""
         device_type, self.report, self.program = preflight(self.spec, self.report)
         self.device_type = device_type
+        if not self.guard.claim(self._queued, cancelled=self._cancelled):
+            return False
+        self._plan_frames()
+        if self.queue.finished or self.message:  # nothing left, or the cached pre-flight refused the scene
+            return not self.message
         if self.spec.backend == "ray":
             from .ray_backend import prepare_ray  # lanes from the cluster's nodes, one Ray actor each
 
@@ -114,11 +126,23 @@ class JobRun:
             if self.spec.layout == "auto":
                 self._autotune()
             self.lanes = plan_lanes(self.spec, self.report, device_type)
-        self.supervisor = self._new_supervisor()
+            narrowed = self.guard.lease(self.lanes, self._queued, self._cancelled)  # first come, per card
+            if narrowed is None:
+                return False
+            if narrowed:  # start now on the free cards (this run only; spec.json is unchanged)
+                self.spec.gpus, self.lanes = narrowed, plan_lanes(self.spec, self.report, device_type)
+        self.supervisor = self._new_supervisor()  # its scene unset: the first worker's pre-flight is checked too
+        return True
 
     def _plan_frames(self) -> None:
-        """While the workers start: clear stale temporary files (frames wait for the first worker's pre-flight)."""
+        """Under the folder's lock: clear stale temps; plan from cached scene facts (files re-checked) if any."""
         clean_stale_temps(self.spec.output_dir)
+        cached = jobs.cached_scene(self.job_dir, self.spec.blend)
+        if cached:
+            self._on_scene({**cached, "preflight": refresh_preflight(cached.get("preflight"))})
+
+    def _cancelled(self) -> bool:
+        return self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request"))
 
     def _autotune(self) -> None:
         """Choose the layout now: from the cached scene facts, else provisionally from the machine alone.
@@ -127,7 +151,7 @@ class JobRun:
         worker reports the scene and the choice for it differs, the lanes are re-planned (rare: few frames,
         a scene too large for the cards or the host).
         """
-        scene = self._cached_scene()
+        scene = jobs.cached_scene(self.job_dir, self.spec.blend)
         self.autotune_pending = scene is None
         if scene is None:
             count = len(parse_frames(self.spec.frames)) if self.spec.frames else 10**6
@@ -143,14 +167,10 @@ class JobRun:
         return autotune.choose(scene, gpus, self.devices.cpu)
 
     def _apply_choice(self, choice: dict) -> None:
+        from .autotune import apply_choice
+
         self.autotune = choice
-        self.spec.layout = choice.get("layout", "per-card")
-        self.spec.workers_per_gpu = choice.get("workers_per_gpu", 1)
-        self.spec.gpus_per_worker = choice.get("gpus_per_worker", 1)
-        self.spec.persistent_data = choice.get("persistent_data", True)
-        if self.device_type == "CPU":
-            self.spec.cpu_lanes = choice.get("cpu_lanes") or self.spec.cpu_lanes
-            self.spec.threads = choice.get("threads") or self.spec.threads
+        apply_choice(self.spec, choice, cpu=self.device_type == "CPU")
 
     def _replan(self, choice: dict) -> None:
         """Swap the running lanes for the ones the real scene calls for; frames in flight go back."""
@@ -175,25 +195,14 @@ class JobRun:
             output_problem=lambda: first_problem([self.spec.output_dir, *self._output_folders()]),
         )
 
-    def _output_folders(self) -> list[str]:  # where the scene's File Output nodes write (the first worker said)
-        return (self.sup.scene or {}).get("output_folders") or []
-
-    def _cached_scene(self) -> dict | None:
-        try:
-            with open(os.path.join(self.job_dir, "scene.json"), encoding="utf-8") as handle:
-                scene = json.load(handle)
-        except (OSError, ValueError):
-            return None
-        return scene if type(scene) is dict and scene.get("blend_mtime") == os.path.getmtime(self.spec.blend) else None
-
-    def _save_scene(self, scene: dict) -> None:
-        scene["blend_mtime"] = os.path.getmtime(self.spec.blend)
-        write_json_atomic(os.path.join(self.job_dir, "scene.json"), scene)
+    def _output_folders(self) -> list[str]:  # where the scene's File Output nodes write (the worker said)
+        return self.scene.get("output_folders") or []
 
     def _on_scene(self, scene: dict) -> None:
-        """The first worker told us the scene: plan frames now if the spec left them open."""
+        """The scene's facts (cached, or the first worker's): check its pre-flight, plan frames if not yet."""
+        self.scene = scene
         if "blend_mtime" not in scene:
-            self._save_scene(scene)
+            jobs.save_scene(self.job_dir, self.spec.blend, scene)
         if self.autotune_pending:
             self.autotune_pending = False
             choice = self._choose(scene)
@@ -211,24 +220,24 @@ class JobRun:
             self.message = str(error)
             self.cancel_requested.set()
             return
-        self.extension = IMAGE_FORMATS.get(self.spec.file_format) if self.spec.file_format else scene["file_extension"]
+        extension = self.spec.frame_extension()
+        self.extension = scene["file_extension"] if extension is None else extension
         if not self.queue.planned:
             self._plan(frames, several_files=bool(scene.get("extra_outputs") or scene.get("stereo")))
 
     def _plan(self, frames: list[int], several_files: bool = False) -> None:
+        """Done: this job's intact and kept frames (manifest), as frame_files.plan_overrides corrects them."""
         self.phases.stamp("frames_planned", once=True)
-        skip = self.spec.overwrite == "skip"
-        already = frames_to_skip(frames, self._final, self.job_dir, several_files, self.missing_now) if skip else set()
-        self.queue.plan(frames, already)
-        for frame in sorted(already):
-            self._log_frame({"frame": frame, "status": "skipped", "path": self._final(frame)})
+        redo, own = plan_overrides(frames, self._final, self.job_dir, several_files, self.missing_now)
+        plan = self.guard.classify(frames, self._final, self.extension or "", redo=redo, own=own)
+        self.queue.plan(frames, set(plan.done_before) | set(plan.kept))
 
     def _final(self, frame: int) -> str:
         return output_path(self.spec.output_dir, self.spec.file_pattern, frame, self.extension or "")
 
     def _paths(self, frame: int, lane: str) -> tuple[str, str]:
-        final = self._final(frame)
-        return temp_path_for(final, lane), final
+        final = self.guard.placeholder(self._final(frame))  # the scene's Placeholders, when on
+        return temp_path_for(final, lane, self.spec.job_id), final
 
     def worker_env(self, lane: Lane) -> dict[str, str]:
         return worker_env(lane)
@@ -239,10 +248,11 @@ class JobRun:
         return self.factory.start(key, argv, self.worker_env(lane), log_path, inbox)
 
     def _log_frame(self, record: dict) -> None:
-        self.frames_log.write(json.dumps(record) + "\n")
-        self.frames_log.flush()
+        self.guard.record(record)  # a frame put in place goes into the folder's manifest
         if record.get("status") == "done":  # remember frames rendered while files were missing
             missing_marks.record(self.spec.output_dir, record["frame"], self.missing_now)
+        self.frames_log.write(json.dumps(record) + "\n")
+        self.frames_log.flush()
         if self.spec.backend == "local" and self.supervisor is not None:
             run, driver = self.sup.runs.get(str(record.get("lane"))), self.devices.driver
             cache_dir = lambda lane: self.worker_env(lane)["CUDA_CACHE_PATH"]  # noqa: E731
@@ -251,10 +261,11 @@ class JobRun:
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> JobStatus:
         jobs.write_pid(self.job_dir)
-        self.prepare()
+        if not self.prepare() or self.supervisor is None:  # cancelled while queued, or nothing left
+            video = self.previous.video if self.previous and self.queue.finished else None
+            return self._finish("done" if self.queue.finished else "cancelled", video)
         self.phases.stamp("dispatcher_ready")
         self.sup.start()
-        self._plan_frames()
         state = "running"
         last_write = 0.0
         try:
@@ -263,7 +274,7 @@ class JobRun:
                 if self.replan_choice is not None:
                     choice, self.replan_choice = self.replan_choice, None
                     self._replan(choice)
-                if self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request")):
+                if self._cancelled():
                     state = "cancelled"
                     break
                 stop = self._disk_stop()
@@ -283,16 +294,16 @@ class JobRun:
         finally:
             self._reap_workers()
 
-    def _finish(self, state: str) -> JobStatus:
-        """The job's end: its final status is written while the killed workers are still being reaped."""
+    def _finish(self, state: str, video: str | None = None) -> JobStatus:
+        """The job's end: folder and GPUs freed, final status written while the killed workers are reaped."""
+        self.guard.release()
         if state == "running":
             state = "done" if not self.queue.failed and self.queue.finished else "failed"
             if state == "failed" and not self.message:
-                self.message = self._failure_message()
+                self.message = failure_message(self.sup, self.queue)
         if state == "cancelled" and self.message:
             state = "failed"
-        video = None
-        if state == "done" and self.spec.video:
+        if state == "done" and self.spec.video and not (video and os.path.exists(video)):
             self.write_status("running", phase="encoding video")
             from .video import encode_job
 
@@ -306,34 +317,17 @@ class JobRun:
 
     def _disk_stop(self) -> str | None:
         """Why the disk stops the job: a frame could not be written, or (checked every 2 s) it is full."""
-        if self.sup.stopped_for:
-            return f"{self.sup.stopped_for}; finished frames are kept, fix it and resume"
-        if self.clock() - self.disk_checked_at < 2.0:
-            return None
-        self.disk_checked_at = self.clock()
-        try:
-            full = shutil.disk_usage(self.spec.output_dir).free < MIN_FREE_BYTES // 4
-        except OSError:
-            return None
-        return f"output disk is full ({self.spec.output_dir}); finished frames are kept" if full else None
-
-    def _failure_message(self) -> str:
-        if self.sup.fatal_errors and all(run.blocklisted for run in self.sup.runs.values()):
-            return self.sup.fatal_errors[0]
-        if self.queue.failed:
-            frame, error = next(iter(sorted(self.queue.failed.items())))
-            return f"{len(self.queue.failed)} frame(s) failed; frame {frame}: {error}"
-        errors = [run.last_error for run in self.sup.runs.values() if run.last_error]
-        return errors[-1] if errors else "job did not finish"
+        due, self.disk_checked_at = stop_check_due(self.clock(), self.disk_checked_at)
+        return disk_stop(self.sup.stopped_for, self.spec.output_dir if due else None)
 
     def _kill_workers(self) -> None:
-        """Stop every worker at once; no temporary file stays behind. A local worker has nothing to tidy
-        (it would only exit), so it is killed without a quit and a wait; a Ray worker is asked to quit
-        first (it removes its node's frame folder on the way out)."""
+        """Stop every worker at once, no temporary file left; a local worker is killed without a quit, a Ray
+        worker asked to quit first (it removes its node's frame folder on the way out)."""
         if self.supervisor is not None:
             self.sup.shutdown(grace=3.0 if self.spec.backend != "local" else 0.0, reap=None)
             clean_stale_temps(self.spec.output_dir)
             remove_temp_folders(self.spec.output_dir, self._output_folders())
+            self.guard.drop_placeholders(self._final(frame) for frame in [*self.queue.pending, *self.queue.in_flight])
 
     def _reap_workers(self) -> None:
         """After the final status: wait until every worker is gone, close the backend, write the timeline."""
@@ -362,10 +356,11 @@ class JobRun:
             device_type=self.device_type,
             layout=self.spec.layout,
             autotune=self.autotune,
-            frames=self.queue.counts() if supervisor else {},
+            frames={**self.queue.counts(), **self.guard.counts()} if self.queue.planned else {},
+            kept_from=self.guard.kept_from(),
             failed_frames={str(frame): error for frame, error in sorted(self.queue.failed.items())},
             lanes=[run.to_status() for run in supervisor.runs.values()] if supervisor else [],
-            message=self.message,
+            message=self.message or self.guard.kept_summary(),
             missing_files=None if self.spec.allow_missing else self.missing_now or None,  # the panel's warning box
             video=video,
             finished_at=now if finished else None,
@@ -380,8 +375,12 @@ class JobRun:
 
 
 def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> JobStatus:
-    """Run a job folder in this process until it ends; SIGINT/SIGTERM cancel it cleanly."""
-    job = JobRun(job_dir, **options)
+    """Run a job folder in this process until it ends (one process per job); SIGINT/SIGTERM cancel it."""
+    with running_alone(job_dir):
+        return _run(JobRun(job_dir, **options), job_dir, handle_signals)
+
+
+def _run(job: JobRun, job_dir: str, handle_signals: bool) -> JobStatus:
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: job.cancel_requested.set())
@@ -394,6 +393,7 @@ def run_job(job_dir: str, *, handle_signals: bool = True, **options) -> JobStatu
         jobs.write_status(job_dir, status)
         raise
     finally:
+        job.guard.release()
         try:
             os.remove(os.path.join(job_dir, "dispatcher.pid"))
         except OSError:

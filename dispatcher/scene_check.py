@@ -90,3 +90,36 @@ def job_frames(spec: JobSpec, scene: dict) -> list[int]:
         return scene_frames(scene["frame_start"], scene["frame_end"], scene["frame_step"])
     except FrameSyntaxError as error:
         raise SpecError(str(error)) from None
+
+
+def refresh_preflight(facts: dict | None) -> dict | None:
+    """Cached pre-flight facts with ``missing`` checked again on disk (a resume plans before any worker:
+    a library fixed or lost since counts now); the first worker's own pre-flight is checked as well."""
+    if not isinstance(facts, dict) or not isinstance(facts.get("files"), list):
+        return facts
+    known = {item.get("path"): item for item in facts.get("missing") or [] if isinstance(item, dict)}
+    missing = [known.get(path) or {"kind": "file", "name": "", "path": path}
+               for path in facts["files"] if isinstance(path, str) and not _on_disk(path)]  # fmt: skip
+    return {**facts, "missing": missing}
+
+
+def known_facts(job_dir: str, spec: JobSpec, program: str) -> dict:
+    """The pre-flight facts for a resume: the job's cached ones, files checked again on disk (no Blender:
+    resume stays cheap), else Blender's pre-flight of the file as it is now."""
+    from .jobs import cached_scene
+
+    cached = (cached_scene(job_dir, spec.blend) or {}).get("preflight")
+    facts = refresh_preflight(cached) if isinstance(cached, dict) else None
+    return facts if facts is not None and isinstance(facts.get("files"), list) else inspect_scene(spec, program)
+
+
+def _on_disk(path: str) -> bool:
+    """As preflight_scene.py judges it: a path with ``#`` or ``<UDIM>`` tokens needs one matching file."""
+    import glob
+    import re
+
+    if os.path.exists(path):
+        return True
+    tokens = re.compile(r"<UDIM>|<UVTILE>|#+")
+    return bool(tokens.search(path)) and bool(glob.glob(tokens.sub("*", glob.escape(path).replace("[*]", "*"))))
+

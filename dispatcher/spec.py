@@ -44,7 +44,10 @@ class JobSpec:
     cpu_lanes: int = 0  # CPU lanes when rendering on the CPU (0: auto)
     threads: int | None = None  # per worker; None: cores divided among lanes
     persistent_data: bool = True
-    overwrite: str = "skip"
+    overwrite: str = "overwrite"  # Blender's default; "skip" keeps valid frames already in the folder
+    placeholders: bool = False  # the scene's Placeholders: an empty file marks a frame being rendered
+    use_file_extension: bool = True  # the scene's File Extensions setting
+    wait_for_output: bool = False  # --queue: wait for the job writing the output folder instead of refusing
     blender: str | None = None  # program that runs workers: a Blender binary or a Python with bpy
     trust_scripts: bool = False  # let scripts inside the .blend run (off: --disable-autoexec)
     allow_missing: bool = False  # render even when files the scene needs are missing
@@ -123,8 +126,12 @@ class JobSpec:
         return self
 
     def frame_extension(self) -> str | None:
-        """The image extension when known without opening the scene."""
-        return IMAGE_FORMATS.get(self.file_format) if self.file_format else None
+        """The image extension when known without opening the scene ("" with File Extensions off)."""
+        if not self.use_file_extension:
+            return ""
+        if self.file_format:
+            return IMAGE_FORMATS.get(self.file_format)
+        return self.extra.get("scene_extension")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -20,7 +20,7 @@ from .spec import write_json_atomic
 
 STATUS_VERSION = 1
 TERMINAL_STATES = ("done", "failed", "cancelled")
-ACTIVE_STATES = ("starting", "running")
+ACTIVE_STATES = ("starting", "queued", "running")  # queued: waiting for its GPUs or its output folder
 T = TypeVar("T")
 
 
@@ -92,6 +92,7 @@ class JobStatus(JsonView):
     layout: str | None = None
     autotune: dict | None = None
     frames: dict[str, int] = field(default_factory=dict)
+    kept_from: dict[str, int] = field(default_factory=dict)  # kept existing frames by origin ("job X (...)")
     failed_frames: dict[str, str] = field(default_factory=dict)
     lanes: list[LaneStatus] = field(default_factory=list)
     message: str | None = None

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .status import JobStatus
+
+if TYPE_CHECKING:
+    from .frame_queue import FrameQueue
+    from .supervisor import Supervisor
+
+
+def failure_message(supervisor: Supervisor, queue: FrameQueue) -> str:
+    """Why a job ended failed, in one line: the fatal start error, the first failed frame, or the last error."""
+    if supervisor.fatal_errors and all(run.blocklisted for run in supervisor.runs.values()):
+        return supervisor.fatal_errors[0]
+    if queue.failed:
+        frame, error = next(iter(sorted(queue.failed.items())))
+        return f"{len(queue.failed)} frame(s) failed; frame {frame}: {error}"
+    errors = [run.last_error for run in supervisor.runs.values() if run.last_error]
+    return errors[-1] if errors else "job did not finish"
 
 
 def _rate(frames: int, seconds: float | None) -> str:
@@ -31,10 +46,11 @@ def status_table(status: JobStatus) -> str:
         if lane.last_error:
             lines.append(f"{'':<12} last error: {lane.last_error}")
     rendered = frames.get("rendered", frames.get("done", 0))
+    earlier = (f"{frames.get('done_before', 0)} done earlier by this job, {frames['kept']} kept" if "kept" in frames
+               else f"{frames.get('skipped', 0)} skipped")  # fmt: skip
     lines.append(
-        f"frames: {frames.get('done', 0)}/{frames.get('total', 0)} done ({rendered} rendered, "
-        f"{frames.get('skipped', 0)} skipped, {frames.get('failed', 0)} failed); wall {elapsed:.1f} s; "
-        f"{_rate(rendered, elapsed)} frames/min"
+        f"frames: {frames.get('done', 0)}/{frames.get('total', 0)} done ({rendered} rendered, {earlier}, "
+        f"{frames.get('failed', 0)} failed); wall {elapsed:.1f} s; {_rate(rendered, elapsed)} frames/min"
     )
     for frame, error in list(status.failed_frames.items())[:10]:
         lines.append(f"failed frame {frame}: {error}")

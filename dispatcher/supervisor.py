@@ -268,7 +268,7 @@ class Supervisor:
         run.note = message.get("note")
         run.pid = message.get("pid", run.pid)
         run.visible = message.get("visible")
-        run.node = message.get("node")
+        run.node, run.cycles_lib = message.get("node"), message.get("cycles_lib")
         run.times.update({key: value for key, value in (message.get("times") or {}).items() if key not in run.times})
         run.times.setdefault("ready", self.wall_clock())
         if self.scene is None and message.get("scene"):

@@ -17,8 +17,8 @@ FILE = "timeline.json"
 
 JOB_EVENTS = (
     ("command", "command started"),
-    ("dispatcher_ready", "dispatcher ready (lanes planned)"),
-    ("frames_planned", "frames planned"),
+    ("frames_planned", "frames planned (before the workers when the scene's facts are cached)"),
+    ("dispatcher_ready", "dispatcher ready (lanes planned, GPUs leased)"),
     ("first_frame_sent", "first frame sent"),
     ("last_frame_done", "last frame done"),
     ("workers_stopped", "workers stopped"),

@@ -45,6 +45,13 @@ class GRF_OT_render_all(bpy.types.Operator):
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
         plan.spec.allow_missing = self.allow_missing
+        from ..dispatcher.output_lock import describe_owner, output_busy
+
+        owner = output_busy(plan.spec.output_dir)
+        if owner:  # one writer per output folder
+            self.report({"ERROR"}, f"{plan.spec.output_dir} is being written by {describe_owner(owner)}: "
+                                   "wait for it or cancel it, or choose another output folder")  # fmt: skip
+            return {"CANCELLED"}
         for message in plan.warnings:
             self.report({"WARNING"}, message)
         for message in plan.notes:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from farmtest import build_scene
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_jobs_root(tmp_path_factory):
+    """Jobs, GPU leases and the job registry of the tests stay out of the user's own cache folder."""
+    if not os.environ.get("GRF_JOBS_DIR"):
+        os.environ["GRF_JOBS_DIR"] = str(tmp_path_factory.mktemp("grf") / "jobs")
+    return os.environ["GRF_JOBS_DIR"]
 
 
 @pytest.fixture(scope="session")

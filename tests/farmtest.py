@@ -37,6 +37,18 @@ def worker_processes(marker: str | None = None) -> list[psutil.Process]:
     return found
 
 
+def frame_names(folder) -> list[str]:
+    """The files in an output folder, without the farm's own manifest and lock file."""
+    from dispatcher.output_guard import FOLDER_FILES
+
+    return sorted(name for name in os.listdir(folder) if name not in FOLDER_FILES)
+
+
+def leftovers(folder) -> list[str]:
+    """Hidden files in an output folder other than the farm's manifest and lock: partial or temporary files."""
+    return [name for name in frame_names(folder) if name.startswith(".")]
+
+
 def wait_for(condition, timeout: float = 60.0, interval: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

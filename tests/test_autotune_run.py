@@ -25,7 +25,10 @@ def test_auto_layout_replans_when_the_scene_has_fewer_frames_than_lanes(scenes, 
         done = [json.loads(line)["frame"] for line in handle if '"done"' in line]
     assert sorted(done) == [1, 2]
     assert not worker_processes(str(blend))
-    # A rerun knows the scene already: no provisional lanes, the right layout from the start.
+    # A rerun knows the scene already: no provisional lanes, the right layout from the start. (Its own frames
+    # are done, so they are removed first: a resume of an intact job starts no worker at all.)
+    for frame in (tmp_path / "out").glob("frame_*.png"):
+        frame.unlink()
     spec2 = JobSpec(blend=str(blend), output_dir=str(tmp_path / "out"), layout="auto", overwrite="overwrite")
     job2 = jobs.create_job(spec2, job_dir=str(tmp_path / "job"))
     assert run_job(job2, report=report, handle_signals=False)["autotune"]["cpu_lanes"] == 2

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from farmtest import ROOT, run_cli, wait_for, worker_processes
+from farmtest import ROOT, leftovers, run_cli, wait_for, worker_processes
 
 from dispatcher import jobs
 from dispatcher.devices import DeviceReport, Gpu
@@ -29,7 +29,7 @@ def test_two_cpu_lanes_render_each_frame_once(tiny_blend, tmp_path):
     assert [path.name for path in frames] == [f"frame_{frame:04d}.png" for frame in range(1, 9)]
     for path in frames:
         assert check_image(str(path)) is None and image_size(str(path)) == (32, 32)
-    assert not list(out.glob(".*"))  # no temporary or partial file left
+    assert not leftovers(out)  # no temporary or partial file left
     status = jobs.read_status(str(job))
     assert status["state"] == "done" and status["frames"]["done"] == 8 and status["frames"]["total"] == 8
     lanes = status["lanes"]
@@ -46,15 +46,26 @@ def test_two_cpu_lanes_render_each_frame_once(tiny_blend, tmp_path):
     assert oct(os.stat(job).st_mode & 0o777) == "0o700"
 
 
-def test_rerun_of_finished_job_renders_nothing(tiny_blend, tmp_path):
+def test_rerun_renders_again_and_skip_existing_keeps_the_frames_and_says_whose(tiny_blend, tmp_path):
+    """Rendering the same command again renders again (Blender's Overwrite default); --skip-existing keeps."""
     out = tmp_path / "out"
-    first = run_cli("render", str(tiny_blend), "-o", str(out), "--frames", "1-4", "--cpu-lanes", "1")
+    first = run_cli("render", str(tiny_blend), "-o", str(out), "--frames", "1-4", "--cpu-lanes", "1", "--json")
     assert first.returncode == 0, first.stderr
+    first_job = json.loads(first.stdout)["job_id"]
     stamps = {path.name: path.stat().st_mtime_ns for path in out.glob("*.png")}
-    second = run_cli("render", str(tiny_blend), "-o", str(out), "--frames", "1-4", "--cpu-lanes", "1", "--json")
-    assert second.returncode == 0
-    status = json.loads(second.stdout)
-    assert status["frames"]["skipped"] == 4 and status["frames"]["rendered"] == 0
+    again = run_cli("render", str(tiny_blend), "-o", str(out), "--frames", "1-4", "--cpu-lanes", "1", "--json")
+    assert again.returncode == 0
+    status = json.loads(again.stdout)
+    assert status["frames"]["rendered"] == 4 and status["frames"]["kept"] == 0
+    assert all(stamps[path.name] != path.stat().st_mtime_ns for path in out.glob("*.png"))
+    stamps = {path.name: path.stat().st_mtime_ns for path in out.glob("*.png")}
+    kept = run_cli("render", str(tiny_blend), "-o", str(out), "--frames", "1-4", "--cpu-lanes", "1", "--json",
+                   "--skip-existing")  # fmt: skip
+    status = json.loads(kept.stdout)
+    assert kept.returncode == 0 and status["frames"]["rendered"] == 0 and status["frames"]["kept"] == 4
+    second_job = json.loads(again.stdout)["job_id"]
+    assert status["message"].endswith(f"4 from job {second_job} (same file and settings)")
+    assert first_job not in status["message"]  # the frames now on disk are the second job's
     assert stamps == {path.name: path.stat().st_mtime_ns for path in out.glob("*.png")}
 
 
@@ -96,10 +107,12 @@ def test_cancel_mid_job_leaves_no_process_and_no_partial_frame_then_resume(slow_
     status = jobs.read_status(str(job))
     assert status["state"] == "cancelled"
     assert not jobs.is_running(str(job))
-    assert not list(out.glob(".*")), "a partial frame was left behind"
+    assert not leftovers(out), "a partial frame was left behind"
     before = {path.name for path in out.glob("*.png")}
     assert all(check_image(str(out / name)) is None for name in before)
     assert 2 <= len(before) < 24
+    assert jobs.load_spec(str(job)).overwrite == "overwrite"  # the scene's default: an overwrite job
+    stamps = {name: (out / name).stat().st_mtime_ns for name in before}
 
     resumed = run_cli("resume", str(job), "--json")
     assert resumed.returncode == 0, resumed.stderr
@@ -108,6 +121,7 @@ def test_cancel_mid_job_leaves_no_process_and_no_partial_frame_then_resume(slow_
     assert status["frames"]["skipped"] == len(before) and status["frames"]["rendered"] == 24 - len(before)
     done = [record["frame"] for record in frame_records(job) if record["status"] == "done"]
     assert sorted(done) == list(range(1, 25)), "every frame rendered exactly once over both runs"
+    assert stamps == {name: (out / name).stat().st_mtime_ns for name in before}, "finished frames were re-rendered"
     assert not worker_processes(str(slow_blend))
 
 
@@ -124,4 +138,4 @@ def test_ctrl_c_in_the_terminal_stops_every_worker(slow_blend, tmp_path):
     code = process.wait(30)
     assert code == 130
     wait_for(lambda: not worker_processes(str(slow_blend)), 10, what="workers to exit")
-    assert not list(out.glob(".*"))
+    assert not leftovers(out)

@@ -96,7 +96,8 @@ prefs = __import__(name + ".preferences", fromlist=["x"])
 jobs = __import__(name + ".dispatcher.jobs", fromlist=["x"])
 refresh = bpy.ops.grf.refresh_devices()
 site = bpy.utils.user_resource("EXTENSIONS", path=".local/lib/python3.11/site-packages")
-probe = "import sys; sys.path.insert(0, sys.argv[1]); import psutil, pynvml; print(psutil.__file__, pynvml.__file__)"
+probe = ("import sys; sys.path.insert(0, sys.argv[1]); import psutil, pynvml, filelock; "
+         "print(psutil.__file__, pynvml.__file__, filelock.__file__)")
 wheel_check = subprocess.run([sys.executable, "-c", probe, site], capture_output=True, text=True)
 print("RESULT " + json.dumps({
     "install": sorted(result), "enabled": name in bpy.context.preferences.addons,
@@ -132,5 +133,5 @@ def test_linux_zip_installs_and_enables_like_a_drag_and_drop(zips, tmp_path):
     assert found["jobs_root"].startswith(user["BLENDER_USER_RESOURCES"]) and found["jobs_root"].endswith("jobs")
     assert found["engine_root"] == str(installed)  # the detached dispatcher runs from the installed copy
     site = Path(user["BLENDER_USER_RESOURCES"], "extensions", ".local", "lib", "python3.11", "site-packages")
-    assert len(found["wheels"]) == 2 and all(path.startswith(str(site)) for path in found["wheels"]), found
+    assert len(found["wheels"]) == 3 and all(path.startswith(str(site)) for path in found["wheels"]), found
     assert not (installed / "tests").exists() and not (installed / "tools").exists()

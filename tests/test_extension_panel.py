@@ -258,3 +258,23 @@ def test_timer_redraws_only_on_change(extension, scene, tmp_path):
     (Path(job_dir) / "dispatcher.pid").unlink()
     assert monitor.tick() is None  # finished: the timer stops
     assert monitor.redraws == before + 2
+
+
+def test_blenders_own_overwrite_and_placeholders_replace_the_farms_checkbox(extension, scene):
+    layout = draw(extension)
+    assert ("use_overwrite", None) in layout.props() and ("use_placeholder", None) in layout.props()
+    assert ("overwrite", None) not in layout.props() and not hasattr(scene.gpu_render_farm, "overwrite")
+    assert "Render again renders every frame; Resume finishes only this job's missing frames" in layout.labels()
+    scene.render.use_overwrite = False
+    try:
+        assert any(text.startswith("Valid frames already in the folder are kept") for text in draw(extension).labels())
+    finally:
+        scene.render.use_overwrite = True
+
+
+def test_queued_job_says_behind_which_job(extension, scene, tmp_path):
+    job = status(state="queued", phase="Queued behind shot-2 (2 of 2 GPUs busy)", done=0)
+    scene.gpu_render_farm.job_dir = write_job(tmp_path / "job", job, alive=True)
+    layout = draw(extension)
+    assert "Queued behind shot-2 (2 of 2 GPUs busy)" in layout.labels()
+    assert layout.operators()["grf.cancel_job"] is True  # a queued job can be cancelled

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from farmtest import load_extension
+from farmtest import leftovers, load_extension
 
 bpy = pytest.importorskip("bpy")
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +73,19 @@ def test_unsaved_file_is_refused(farm):
     refused(farm, r"Save the \.blend file first")
 
 
+def test_a_folder_another_job_is_writing_is_refused_naming_that_job(farm):
+    save(farm)
+    output_lock = importlib.import_module(f"{NAME}.dispatcher.output_lock")
+    folder, _pattern = importlib.import_module(f"{NAME}.planning").output_target(farm.scene, bpy.data.filepath)
+    os.makedirs(folder, exist_ok=True)
+    writer = output_lock.OutputLock(folder, "other-shot-1", str(farm.tmp / "other"))
+    writer.acquire()
+    try:
+        refused(farm, rf"being written by job other-shot-1, pid {os.getpid()}")
+    finally:
+        writer.release()
+
+
 def test_scene_without_camera_is_refused(farm):
     save(farm)
     farm.scene.camera = None
@@ -118,7 +131,9 @@ def test_movie_output_renders_png_frames(farm):
     assert plan.spec.file_format == "PNG"
     assert plan.spec.video is True
     assert plan.spec.extra["audio_blend"] == bpy.data.filepath
-    assert (plan.spec.device_type, plan.spec.frames, plan.spec.file_pattern) == ("CPU", "1-4", "shot_####")
+    # the scene's "//.../shot_" as Blender reads it: no # in the name, so four digits are appended (shot_0001.png)
+    assert (plan.spec.device_type, plan.spec.frames, plan.spec.file_pattern) == ("CPU", "1-4", "shot_")
+    assert plan.spec.overwrite == "overwrite" and plan.spec.placeholders is False  # Blender's own defaults
 
 
 def shadowed_bpy(jobs) -> list[str]:
@@ -221,7 +236,7 @@ def test_cancel_then_resume_from_the_panel_buttons(farm):
     assert bpy.ops.grf.cancel_job() == {"FINISHED"}
     wait_for(lambda: not worker_processes(snapshot) and not farm.jobs.is_running(job_dir), 30, what="workers gone")
     assert farm.jobs.read_status(job_dir)["state"] == "cancelled"
-    assert not list(out.glob(".*")), "no partial frame is left"
+    assert not leftovers(out), "no partial frame is left"
     kept = {path.name: path.stat().st_mtime_ns for path in out.glob("shot_*.png")}
     assert 1 <= len(kept) < 10
 

@@ -4,7 +4,7 @@ import os
 import shutil
 from collections import namedtuple
 
-from farmtest import run_cli, worker_processes
+from farmtest import frame_names, run_cli, worker_processes
 
 from dispatcher import cli, jobs
 from dispatcher.devices import DeviceReport
@@ -22,7 +22,7 @@ def test_missing_output_folder_is_created(tiny_blend, tmp_path):
     spec = JobSpec(blend=str(tiny_blend), output_dir=str(out), device_type="CPU", frames="1-2")
     status = run_job(jobs.create_job(spec, job_dir=str(tmp_path / "job")), report=CPU_ONLY, handle_signals=False)
     assert status["state"] == "done"
-    assert sorted(path.name for path in out.iterdir()) == ["frame_0001.png", "frame_0002.png"]
+    assert frame_names(out) == ["frame_0001.png", "frame_0002.png"]
 
 
 def test_unwritable_output_folder_is_refused_with_a_clear_message(tiny_blend, tmp_path):
@@ -62,7 +62,7 @@ def test_disk_filling_up_mid_job_stops_it_and_keeps_every_finished_frame(slow_bl
     status = run_job(jobs.create_job(spec, job_dir=str(tmp_path / "job")), report=CPU_ONLY, handle_signals=False)
     assert status["state"] == "failed"
     assert status["message"] == f"output disk is full ({out}); finished frames are kept"
-    kept = sorted(out.iterdir())
+    kept = [out / name for name in frame_names(out)]
     assert 2 <= len(kept) < 24 and status["frames"]["done"] == len(kept)
     assert all(path.name.startswith("frame_") and check_image(str(path)) is None for path in kept)
     assert not worker_processes(str(slow_blend))
@@ -100,6 +100,6 @@ def test_output_folder_lost_mid_job_stops_the_job_blaming_no_lane_and_resume_fin
     jobs.prepare_resume(job)
     status = run_job(job, report=CPU_ONLY, handle_signals=False)
     assert status["state"] == "done" and status["frames"]["done"] == 12
-    assert sorted(path.name for path in out.iterdir()) == [f"frame_{frame:04d}.png" for frame in range(1, 13)]
-    assert all(check_image(str(path)) is None for path in out.iterdir())
+    assert frame_names(out) == [f"frame_{frame:04d}.png" for frame in range(1, 13)]
+    assert all(check_image(str(out / name)) is None for name in frame_names(out))
     assert all(out.joinpath(name).stat().st_mtime_ns == mtime for name, mtime in kept.items())

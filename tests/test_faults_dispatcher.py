@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import psutil
-from farmtest import ROOT, run_cli, wait_for, worker_processes
+from farmtest import ROOT, frame_names, run_cli, wait_for, worker_processes
 
 from dispatcher import jobs
 from dispatcher.devices import DeviceReport
@@ -60,19 +60,21 @@ def test_dispatcher_kill_9_workers_exit_and_resume_renders_only_missing_or_inval
     assert resumed.returncode == 0, resumed.stderr
     status = json.loads(resumed.stdout)
     assert status["state"] == "done" and status["frames"]["done"] == 10
-    assert status["frames"]["skipped"] == len(kept) and status["frames"]["rendered"] == 10 - len(kept)
+    assert status["frames"]["done_before"] == len(kept) and status["frames"]["rendered"] == 10 - len(kept)
+    assert status["frames"]["kept"] == 0  # the job's own intact frames are done, not "kept" from elsewhere
     second = frame_records(job)[before:]
     rerendered = sorted(record["frame"] for record in second if record["status"] == "done")
-    skipped = sorted(record["frame"] for record in second if record["status"] == "skipped")
-    assert sorted(rerendered + skipped) == list(range(1, 11))
+    kept_frames = {int(name[len("frame_"):-len(".png")]) for name in kept}
+    assert rerendered == sorted(set(range(1, 11)) - kept_frames)  # only missing or damaged frames, each once
     assert int(empty.stem[-4:]) in rerendered and int(cut.stem[-4:]) in rerendered
     assert {path.name: path.stat().st_mtime_ns for path in out.glob("frame_*.png") if path.name in kept} == kept
-    assert sorted(path.name for path in out.iterdir()) == [f"frame_{frame:04d}.png" for frame in range(1, 11)]
-    assert all(check_image(str(path)) is None for path in out.iterdir())
+    assert frame_names(out) == [f"frame_{frame:04d}.png" for frame in range(1, 11)]
+    assert all(check_image(str(out / name)) is None for name in frame_names(out))
     assert not worker_processes(str(slow_blend))
 
 
 def test_preexisting_empty_or_truncated_frames_are_rendered_not_skipped(tiny_blend, tmp_path):
+    """With --skip-existing (or the scene's Overwrite off) valid frames are kept; broken ones never are."""
     out = tmp_path / "out"
     first = jobs.create_job(JobSpec(blend=str(tiny_blend), output_dir=str(out), device_type="CPU", frames="1-4"),
                             job_dir=str(tmp_path / "first"))  # fmt: skip
@@ -89,13 +91,15 @@ def test_preexisting_empty_or_truncated_frames_are_rendered_not_skipped(tiny_ble
     stamp = good.stat().st_mtime_ns
 
     result = run_cli("render", str(tiny_blend), "-o", str(out), "--frames", "1-5", "--cpu-lanes", "1",
-                     "--job-dir", str(tmp_path / "second"), "--json")  # fmt: skip
+                     "--job-dir", str(tmp_path / "second"), "--json", "--skip-existing")  # fmt: skip
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
-    assert status["frames"]["skipped"] == 1 and status["frames"]["rendered"] == 4
+    assert status["frames"]["kept"] == 1 and status["frames"]["rendered"] == 4
+    assert status["message"] == ("kept 1 existing frame(s) instead of rendering them: "
+                                 "1 from job first (same file and settings)")
     records = frame_records(tmp_path / "second")
     assert sorted(r["frame"] for r in records if r["status"] == "done") == [2, 3, 4, 5]
-    assert [r["frame"] for r in records if r["status"] == "skipped"] == [1]
+    assert status["kept_from"] == {"job first (same file and settings)": 1}
     assert good.stat().st_mtime_ns == stamp
-    assert sorted(path.name for path in out.iterdir()) == [f"frame_{frame:04d}.png" for frame in range(1, 6)]
-    assert all(check_image(str(path)) is None for path in out.iterdir())
+    assert frame_names(out) == [f"frame_{frame:04d}.png" for frame in range(1, 6)]
+    assert all(check_image(str(out / name)) is None for name in frame_names(out))

@@ -4,7 +4,7 @@ import json
 import shutil
 
 import pytest
-from farmtest import build_scene, run_cli
+from farmtest import build_scene, frame_names, run_cli
 
 from dispatcher import cli, jobs
 from dispatcher.images import check_image
@@ -56,7 +56,7 @@ CASES = {
     "zero-samples": ("good", ["--samples", "0"], "samples must be 1"),
     "too-many-samples": ("good", ["--samples", "99999999999"], "samples must be 1 to"),
     "too-many-threads": ("good", ["--threads", "100000"], "threads must be 1 to 1024"),
-    "not-a-blender": ("good", ["--blender", "/bin/true"], "could not inspect"),
+    "not-a-blender": ("good", ["--blender", "/bin/true"], "cannot read the scene"),  # the output rules ask first
     "zero-resolution": ("good", ["--resolution", "0x32"], "resolution sides"),
     "three-sided-resolution": ("good", ["--resolution", "32x32x2"], "resolution must look like"),
     "infinite-hang-timeout": ("good", ["--hang-timeout", "inf"], "timeouts must be positive"),
@@ -125,7 +125,7 @@ def test_paths_with_spaces_unicode_quotes_and_shell_characters_work(tiny_blend, 
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     assert status["state"] == "done" and status["frames"]["rendered"] == 2
-    names = sorted(path.name for path in out.iterdir())
+    names = frame_names(out)
     assert names == ["shot ü '0001'.png", "shot ü '0002'.png"]
     assert all(check_image(str(out / name)) is None for name in names)
     assert not list(tmp_path.glob("echo*")) and not (tmp_path / "no").exists()

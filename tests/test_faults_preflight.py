@@ -103,9 +103,11 @@ def test_frames_rendered_without_a_file_are_rendered_again_once_it_is_back(linki
     first = run_cli("render", str(linking_scene), *args, "--job-dir", str(tmp_path / "job1"), "--allow-missing")
     assert first.returncode == 0, first.stderr
     assert json.loads((out / ".grf-rendered-with-missing.json").read_text())["frames"] == [1, 2]
+    args += ["--skip-existing"]  # Blender's default (overwrite) renders them anyway: keeping is what is at stake
     again = run_cli("render", str(linking_scene), *args, "--job-dir", str(tmp_path / "job2"), "--allow-missing")
-    skipped = [json.loads(line)["status"] for line in open(tmp_path / "job2" / "frames.jsonl", encoding="utf-8")]
-    assert again.returncode == 0 and skipped == ["skipped", "skipped"]  # the same file is still missing
+    assert again.returncode == 0, again.stderr
+    assert not open(tmp_path / "job2" / "frames.jsonl", encoding="utf-8").read()  # nothing rendered
+    assert json.loads((tmp_path / "job2" / "status.json").read_text())["frames"]["kept"] == 2  # same file missing
     (tmp_path / "wood-aside.png").rename(wood)  # the texture is back: the wrong frames must not be kept
     fixed = run_cli("render", str(linking_scene), *args, "--job-dir", str(tmp_path / "job3"))
     assert fixed.returncode == 0, fixed.stderr

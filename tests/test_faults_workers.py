@@ -12,7 +12,7 @@ import threading
 import time
 
 import psutil
-from farmtest import WORKER, run_cli, wait_for, worker_processes
+from farmtest import WORKER, frame_names, run_cli, wait_for, worker_processes
 
 from dispatcher import cli, jobs
 from dispatcher.devices import DeviceReport
@@ -40,7 +40,7 @@ def lane(status: dict, name: str) -> dict:
 
 def assert_clean_output(out, frames) -> None:
     """Exactly the expected frames, each a whole image; no temporary, partial or empty file."""
-    names = sorted(path.name for path in out.iterdir())
+    names = frame_names(out)
     assert names == [f"frame_{frame:04d}.png" for frame in frames]
     for name in names:
         assert check_image(str(out / name)) is None, name

@@ -107,3 +107,19 @@ def test_prepare_builds_its_tiny_scene_once(tmp_path, monkeypatch):
     path = tmp_path / "gpu-render-farm" / "prepare" / "prepare.blend"
     built = path.stat().st_mtime
     assert prepare.tiny_scene(sys.executable) == blend == str(path) and path.stat().st_mtime == built
+
+
+def test_a_worker_reports_its_cycles_kernel_folder_and_start_up_steps(tiny_blend):
+    import json
+    import subprocess
+
+    from dispatcher.blender_scripts import WORKER
+
+    argv = [sys.executable, WORKER, "--blend", str(tiny_blend), "--lane", "cpu0"]
+    done = subprocess.run(argv, input='{"cmd": "quit"}\n', capture_output=True, text=True, timeout=120, check=False)
+    ready = json.loads(done.stdout.splitlines()[0])
+    assert ready["event"] == "ready"
+    assert (8, 6) in kernels.shipped_capabilities(ready["cycles_lib"])  # the runner needs no Python to find it
+    steps = [ready["times"][key] for key in ("script", "bpy_imported", "file_opened", "devices_set", "scene_facts")]
+    assert steps == sorted(steps)
+    assert ready["scene"]["triangles"] > 0 and ready["scene"]["triangles_estimated"] is True

@@ -24,7 +24,7 @@ import uuid  # noqa: E402
 
 import psutil  # noqa: E402
 import pytest  # noqa: E402
-from farmtest import ROOT, run_cli, wait_for, worker_processes  # noqa: E402
+from farmtest import ROOT, frame_names, run_cli, wait_for, worker_processes  # noqa: E402
 
 from dispatcher import cli, jobs, ray_backend  # noqa: E402
 from dispatcher.images import check_image, image_size  # noqa: E402
@@ -221,11 +221,11 @@ def test_two_fake_gpus_render_each_frame_once_like_the_local_backend(ray_cluster
     assert all("1 Ray GPU" in lane["device"] for lane in lanes)
 
     assert done_frames(ray_job) == list(range(1, 9))  # every frame arrived exactly once
-    ray_files = sorted(path.name for path in ray_out.iterdir())
-    assert ray_files == sorted(path.name for path in local_out.iterdir())
+    ray_files = frame_names(ray_out)
+    assert ray_files == frame_names(local_out)
     assert ray_files == [f"frame_{frame:04d}.png" for frame in range(1, 9)]  # no temporary file left
-    for path in ray_out.iterdir():
-        assert check_image(str(path)) is None and image_size(str(path)) == (96, 96)
+    for name in ray_files:
+        assert check_image(str(ray_out / name)) is None and image_size(str(ray_out / name)) == (96, 96)
     assert ray_status["state"] == local_status["state"] == "done"
     assert ray_status["frames"] == local_status["frames"]
     assert ray_status["device_type"] == local_status["device_type"] == "CPU"
@@ -233,7 +233,8 @@ def test_two_fake_gpus_render_each_frame_once_like_the_local_backend(ray_cluster
     assert sum(lane["frames_done"] for lane in lanes) == 8 and all(lane["frames_done"] for lane in lanes)
     # the printed summary adds up the same way
     summary = [line for line in ray_run.stdout.splitlines() if line.startswith("frames:")]
-    assert summary and summary[0].startswith("frames: 8/8 done (8 rendered, 0 skipped, 0 failed)")
+    assert summary and summary[0].startswith("frames: 8/8 done (8 rendered, 0 done earlier by this job, 0 kept, "
+                                             "0 failed)")
     assert summary[0].split(";")[0] == [line for line in local_run.stdout.splitlines()
                                         if line.startswith("frames:")][0].split(";")[0]  # fmt: skip
     assert "last error" not in ray_run.stdout
@@ -277,7 +278,7 @@ def test_killing_an_actor_mid_job_loses_no_frame(ray_cluster, slow_blend, tmp_pa
     # the frame in flight (killed before its first sample) went back to the queue and was done once
     assert [(record["frame"], record["lane"]) for record in retried] == [(killed_frame, "cpu1")]
     assert "killed by signal 9" in retried[0]["error"]
-    assert sorted(path.name for path in out.iterdir()) == [f"frame_{frame:04d}.png" for frame in range(1, 7)]
+    assert frame_names(out) == [f"frame_{frame:04d}.png" for frame in range(1, 7)]
     wait_for(lambda: not worker_processes(str(slow_blend)), 15, what="workers to exit")
     wait_gpus_free()
 
@@ -333,8 +334,8 @@ def test_shipped_files_travel_through_ray_instead_of_shared_storage(ray_cluster,
     status = run_job(job_dir, handle_signals=False)
     assert status["state"] == "done" and status["frames"]["done"] == 4, status["message"]
     assert done_frames(job_dir) == [1, 2, 3, 4]
-    assert sorted(path.name for path in out.iterdir()) == [f"frame_{frame:04d}.png" for frame in range(1, 5)]
-    assert all(check_image(str(path)) is None for path in out.iterdir())
+    assert frame_names(out) == [f"frame_{frame:04d}.png" for frame in range(1, 5)]
+    assert all(check_image(str(out / name)) is None for name in frame_names(out))
     log = (tmp_path / "job" / "logs" / "cpu0.log").read_text()
     stored = re.search(r"shipped \.blend stored at (.+); frames go to (.+)", log)
     assert stored, log[-2000:]
@@ -360,7 +361,7 @@ def test_render_backend_ray_without_address_starts_and_stops_its_own_ray(slow_bl
     assert status["state"] == "done" and status["frames"]["done"] == 4
     assert [lane["name"] for lane in status["lanes"]] == ["cpu0", "cpu1"]
     assert all("127.0.0.1" in lane["node"] and lane["visible_devices"] == "" for lane in status["lanes"])
-    assert sorted(path.name for path in out.iterdir()) == [f"frame_{frame:04d}.png" for frame in range(1, 5)]
+    assert frame_names(out) == [f"frame_{frame:04d}.png" for frame in range(1, 5)]
     wait_for(lambda: not ray_session_processes(process.pid), 20, what="the job's own Ray to stop")
 
 
@@ -452,7 +453,7 @@ def test_two_ray_nodes_on_one_machine_share_one_job(slow_blend, tmp_path):
         assert all(lane["visible_devices"] == "0" for lane in lanes)  # each node's only GPU
         assert all(lane["frames_done"] >= 1 for lane in lanes)
         assert done_frames(job) == list(range(1, 9))
-        assert sorted(path.name for path in out.iterdir()) == [f"frame_{frame:04d}.png" for frame in range(1, 9)]
+        assert frame_names(out) == [f"frame_{frame:04d}.png" for frame in range(1, 9)]
     finally:
         for process in reversed(started):
             _stop_tree(process)

@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from farmtest import ROOT, run_cli, worker_processes
+from farmtest import ROOT, frame_names, run_cli, worker_processes
 
 from dispatcher.images import check_image
 
@@ -73,7 +73,7 @@ def test_soak_1000_frames_on_4_lanes_with_random_kill_9(tiny_blend, tmp_path):
     for record in frame_records(job):
         if record["status"] == "done":
             done[record["frame"]] = done.get(record["frame"], 0) + 1
-    names = sorted(path.name for path in out.iterdir())
+    names = frame_names(out)
     assert names == [f"frame_{frame:04d}.png" for frame in range(1, FRAMES + 1)]  # none missing, no leftovers
     assert all(check_image(str(out / name)) is None for name in names)  # none partial
     assert sorted(done) == list(range(1, FRAMES + 1))  # each rendered to completion at least once

@@ -9,7 +9,7 @@ from ..dispatcher.lane_state import FAILED, RENDERING, STOPPED
 from ..dispatcher.status import JobStatus, LaneStatus
 
 STATE_ICONS = {"starting": "TIME", "running": "RENDER_ANIMATION", "done": "CHECKMARK", "failed": "ERROR",
-               "cancelled": "CANCEL"}
+               "cancelled": "CANCEL", "queued": "SORTTIME"}
 
 
 def format_seconds(seconds) -> str:
@@ -85,7 +85,8 @@ def draw_job(layout, job_dir: str, status: JobStatus | None) -> None:
         return
     state = status.state or "?"
     phase = status.phase or ""
-    box.label(text=f"{state.capitalize()}: {phase}" if phase else state.capitalize(),
+    title = phase if state == "queued" else f"{state.capitalize()}: {phase}" if phase else state.capitalize()
+    box.label(text=title,  # queued: "Queued behind <job> (2 of 2 GPUs busy)"
               icon=STATE_ICONS.get(state, "QUESTION"))
     if "compil" in phase:
         box.label(text="Compiling GPU kernels: the first render on a card can take minutes", icon="TIME")

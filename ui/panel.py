@@ -44,6 +44,12 @@ def draw_devices(layout, prefs) -> None:
         box.label(text="Frames will render on CPU lanes")
 
 
+OVERWRITE_HINT = {
+    True: "Render again renders every frame; Resume finishes only this job's missing frames",
+    False: "Valid frames already in the folder are kept; the job says how many and from which render",
+}
+
+
 def draw_settings(layout, scene) -> None:
     settings = scene.gpu_render_farm
     col = layout.column()
@@ -61,7 +67,10 @@ def draw_settings(layout, scene) -> None:
     col.prop(settings, "output_dir")
     folder, pattern = output_target(scene, bpy.data.filepath)
     col.label(text=f"Frames go to {folder}/{pattern}", icon="BLANK1")
-    col.prop(settings, "overwrite")
+    row = col.row()  # Blender's own Output settings, shared with F12 / Render Animation
+    row.prop(scene.render, "use_overwrite")
+    row.prop(scene.render, "use_placeholder")
+    col.label(text=OVERWRITE_HINT[scene.render.use_overwrite], icon="BLANK1")
     if is_movie(scene):
         col.label(text="Movie output: frames render as PNG, then encode to MP4", icon="INFO")
 

@@ -64,6 +64,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--resolution", default="", help="WxH")
     parser.add_argument("--trust", action="store_true", help="let scripts in the .blend run")
     parser.add_argument("--inspect", action="store_true", help="print scene facts as JSON and exit")
+    parser.add_argument("--output-facts", action="store_true", help="print the scene's output settings and exit")
     parser.add_argument("--progress-interval", type=float, default=0.25)
     return parser.parse_args(argv)
 
@@ -133,6 +134,27 @@ def scene_facts(bpy, scene) -> dict:
         "objects": len(scene.objects),
         "estimated_vram_mb": int(256 + triangles * 0.0004 + width * height * 4 * 16 / 2**20),
         "has_audio": any(strip.type == "SOUND" for strip in getattr(scene.sequence_editor, "strips_all", []) or []),
+    }
+
+
+def output_facts(bpy, scene) -> dict:
+    """The scene's own output rules (Output properties), cheap to read: no depsgraph evaluation."""
+    render = scene.render
+    return {
+        "blend": bpy.data.filepath,
+        "scene": scene.name,
+        "filepath": render.filepath,
+        "path": bpy.path.abspath(render.filepath),
+        "use_file_extension": render.use_file_extension,
+        "use_overwrite": render.use_overwrite,
+        "use_placeholder": render.use_placeholder,
+        "file_format": render.image_settings.file_format,
+        "file_extension": render.file_extension,
+        "is_movie": render.image_settings.file_format in MOVIE_FORMATS,
+        "frame_start": scene.frame_start,
+        "frame_end": scene.frame_end,
+        "frame_step": scene.frame_step,
+        "camera": scene.camera is not None,
     }
 
 
@@ -420,6 +442,16 @@ def sibling(name: str):
     return module
 
 
+def cycles_lib_dir() -> str | None:
+    """Cycles' kernel folder (its kernel_sm_*.cubin show which cards need no compile)."""
+    try:
+        import cycles
+
+        return os.path.join(os.path.dirname(cycles.__file__), "lib")
+    except Exception:
+        return None
+
+
 def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
@@ -438,6 +470,9 @@ def main() -> None:
         scene = bpy.context.scene
         if args.inspect:
             channel.send("scene", **scene_facts(bpy, scene))
+            os._exit(0)
+        if args.output_facts:
+            channel.send("output", **output_facts(bpy, scene))
             os._exit(0)
         settings = configure_scene(scene, args)
         devices, note = configure_devices(bpy, scene, args)
@@ -467,6 +502,7 @@ def main() -> None:
         visible=os.environ.get("CUDA_VISIBLE_DEVICES"),
         node=socket.gethostname(),
         times=times,
+        cycles_lib=cycles_lib_dir(),
         **settings,
     )
     serve(bpy, scene, channel, progress, outputs)
