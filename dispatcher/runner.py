@@ -356,7 +356,7 @@ class JobRun:
             device_type=self.device_type,
             layout=self.spec.layout,
             autotune=self.autotune,
-            frames={**self.queue.counts(), **self.guard.counts()} if self.queue.planned else {},
+            frames={**self.queue.counts(), **self.guard.counts()} if self.queue.planned or supervisor else {},
             kept_from=self.guard.kept_from(),
             failed_frames={str(frame): error for frame, error in sorted(self.queue.failed.items())},
             lanes=[run.to_status() for run in supervisor.runs.values()] if supervisor else [],
