@@ -291,3 +291,14 @@ def candidates(scene_info: dict, gpus: list, cpu: dict) -> list[dict]:
             )
         )
     return options
+
+
+def apply_choice(spec, choice: dict, cpu: bool) -> None:
+    """Write a layout choice into the job's spec (for this run; spec.json is unchanged)."""
+    spec.layout = choice.get("layout", "per-card")
+    spec.workers_per_gpu = choice.get("workers_per_gpu", 1)
+    spec.gpus_per_worker = choice.get("gpus_per_worker", 1)
+    spec.persistent_data = choice.get("persistent_data", True)
+    if cpu:
+        spec.cpu_lanes = choice.get("cpu_lanes") or spec.cpu_lanes
+        spec.threads = choice.get("threads") or spec.threads

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from . import jobs
+from . import job_files, jobs
 from .devices import detect_gpus
 from .output_rules import add_output_options
 from .spec import DEVICE_TYPES, LAYOUTS, JobSpec, SpecError
@@ -101,6 +101,8 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-persistent-data", dest="persistent_data", action="store_false")
     parser.add_argument("--blender", help="Blender binary or Python with bpy that runs the workers")
     parser.add_argument("--trust", action="store_true", help="let scripts inside the .blend run")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="render even when files the scene needs (textures, libraries...) are missing")  # fmt: skip
     parser.add_argument("--samples", type=int, help="override the scene's Cycles samples")
     parser.add_argument("--resolution", help="override the resolution, WxH")
     parser.add_argument("--hang-timeout", type=float, default=600.0, help="seconds without progress (default 600)")
@@ -124,6 +126,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     if args.resolution:
         try:
             resolution = tuple(int(value) for value in args.resolution.lower().split("x"))
+            if len(resolution) != 2:
+                raise ValueError
         except ValueError:
             raise SpecError(f"resolution must look like 1920x1080, not {args.resolution!r}") from None
     return JobSpec(
@@ -145,6 +149,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         wait_for_output=args.queue,
         blender=args.blender,
         trust_scripts=args.trust,
+        allow_missing=args.allow_missing,
         samples=args.samples,
         resolution=resolution,
         hang_timeout=args.hang_timeout,
@@ -213,10 +218,12 @@ def cmd_render(args) -> int:
         check_ray()
     from .lanes import plan_lanes
     from .runner import preflight
+    from .scene_check import check_scene, inspect_scene
 
-    device_type, report, _program = preflight(spec)
+    device_type, report, program = preflight(spec)
     if spec.backend == "local":
         plan_lanes(spec, report, device_type)  # a GPU that is not there is bad input: refuse before any job folder
+    check_scene(spec, inspect_scene(spec, program))  # missing files, no camera, frames Blender cannot render
     job_dir = jobs.create_job(spec, job_dir=args.job_dir)
     if args.detach:
         pid = jobs.launch_detached(job_dir)
@@ -252,7 +259,8 @@ def cmd_run_job(args) -> int:
 
 def cmd_status(args) -> int:
     job_dir = resolve_job(args.job)
-    status = jobs.read_status(job_dir)
+    jobs.load_spec(job_dir)
+    status = job_files.read_status(job_dir)
     if status is None:
         print(f"job {os.path.basename(job_dir)}: no status yet")
         return EXIT_OK
@@ -264,13 +272,28 @@ def cmd_status(args) -> int:
 
 def cmd_cancel(args) -> int:
     job_dir = resolve_job(args.job)
+    jobs.load_spec(job_dir)
+    running = jobs.is_running(job_dir)
+    status = None if running else job_files.read_status(job_dir)  # a running job is stopped whatever its status says
+    state = status.state if status else None
+    if status is not None and status.is_terminal:
+        print(f"job {os.path.basename(job_dir)} had already finished ({state}); nothing to cancel")
+        return EXIT_OK
     stopped = jobs.cancel_job(job_dir)
     print(f"job {os.path.basename(job_dir)}: {'cancelled' if stopped else 'still stopping'}")
     return EXIT_OK if stopped else EXIT_FAILED
 
 
 def cmd_resume(args) -> int:
+    from .process import default_program
+    from .scene_check import check_scene, known_facts
+
     job_dir = resolve_job(args.job)
+    jobs.prepare_resume(job_dir)
+    spec = jobs.load_spec(job_dir)
+    program = spec.blender or default_program()
+    if program and os.path.exists(spec.blend):  # a file that is gone is named by the job itself
+        check_scene(spec, known_facts(job_dir, spec, program))  # a library lost since the job was made: exit 2
     if args.detach:
         pid = jobs.resume_job(job_dir)
         print(f"job {os.path.basename(job_dir)} resumed in the background (pid {pid})")
@@ -335,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `status JOB | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush does not fail again
+        return EXIT_OK
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return EXIT_CANCELLED

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import re
 
-_RANGE = re.compile(r"^(?P<start>-?\d+)(?:\s*(?:-|\.\.)\s*(?P<end>-?\d+)(?:\s*[x:]\s*(?P<step>\d+))?)?$")
+_RANGE = re.compile(
+    r"^(?P<start>-?[0-9]{1,30})(?:\s*(?:-|\.\.)\s*(?P<end>-?[0-9]{1,30})(?:\s*[x:]\s*(?P<step>[0-9]{1,30}))?)?$"
+)
+# Blender's own limits (MINAFRAME, MAXFRAME): it clamps any other frame number to these, so frame
+# 2000000 would be rendered as frame 1048574 under another frame's name.
+MIN_FRAME, MAX_FRAME = -1048574, 1048574
 
 
 class FrameSyntaxError(ValueError):
@@ -30,10 +35,17 @@ def parse_frames(text: str) -> list[int]:
             raise FrameSyntaxError(f"frame step must be 1 or more in {part!r}")
         if end < start:
             raise FrameSyntaxError(f"reversed frame range {part!r}: the end comes before the start")
+        check_bounds(start, end, part)
         frames.update(range(start, end + 1, step))
     if not frames:
         raise FrameSyntaxError("empty frame range")
     return sorted(frames)
+
+
+def check_bounds(start: int, end: int, what: str, low: int = MIN_FRAME, high: int = MAX_FRAME) -> None:
+    """Refuse frames Blender cannot render (checked before any list is built, so no MemoryError)."""
+    if start < low or end > high:
+        raise FrameSyntaxError(f"frames {what!r} are outside what Blender renders ({low} to {high})")
 
 
 def scene_frames(start: int, end: int, step: int = 1) -> list[int]:

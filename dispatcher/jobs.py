@@ -80,10 +80,7 @@ def create_job(spec: JobSpec, jobs_root: str | None = None, job_dir: str | None 
     job_dir = os.path.abspath(job_dir)
     spec_path = os.path.join(job_dir, "spec.json")
     if os.path.exists(spec_path):
-        try:
-            old = JobSpec.load(spec_path)
-        except (OSError, ValueError, TypeError) as error:
-            raise SpecError(f"job folder {job_dir} holds an unreadable spec.json ({error})") from None
+        old = load_spec(job_dir)
         if old.identity() != spec.identity():
             raise SpecError(
                 f"job folder {job_dir} belongs to another job ({old.blend} -> {old.output_dir}); "
@@ -95,9 +92,19 @@ def create_job(spec: JobSpec, jobs_root: str | None = None, job_dir: str | None 
     elif os.path.isdir(job_dir) and os.listdir(job_dir):
         raise SpecError(f"job folder {job_dir} is not empty and is not a job folder")
     spec.job_id = spec.job_id or os.path.basename(job_dir)
-    make_private_dir(job_dir)
-    make_private_dir(os.path.join(job_dir, "logs"))
-    spec.save(spec_path)
+    existed = os.path.isdir(job_dir)
+    try:
+        make_private_dir(job_dir)
+        make_private_dir(os.path.join(job_dir, "logs"))
+        spec.save(spec_path)
+    except OSError as error:  # a full or read-only disk: one line, and no half-made job folder left
+        if not existed:
+            for folder in (os.path.join(job_dir, "logs"), job_dir):
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass
+        raise SpecError(f"cannot write job folder {job_dir}: {error.strerror or error}") from None
     clear_cancel(job_dir)
     _register(job_dir)
     return job_dir
@@ -133,10 +140,10 @@ def known_job_dirs() -> list[str]:
 
 
 def load_spec(job_dir: str) -> JobSpec:
-    path = os.path.join(job_dir, "spec.json")
-    if not os.path.exists(path):
-        raise SpecError(f"{job_dir} is not a job folder (no spec.json)")
-    return JobSpec.load(path)
+    """The job's spec; SpecError (one line) for a folder that is not a job or whose spec.json is damaged."""
+    from .job_files import load_spec as load_checked
+
+    return load_checked(job_dir)
 
 
 def write_pid(job_dir: str) -> None:
@@ -150,7 +157,7 @@ def read_pid(job_dir: str) -> int | None:
             data = json.load(handle)
     except (OSError, ValueError):
         return None
-    pid = data.get("pid")
+    pid = data.get("pid") if isinstance(data, dict) else None
     if pid and _start_time(pid) == data.get("started") and data.get("started") is not None:
         return pid
     return None
@@ -222,7 +229,13 @@ def clear_cancel(job_dir: str) -> None:
 
 def prepare_resume(job_dir: str) -> None:
     """Refuse a folder that is not a job or whose job still runs; forget an earlier cancel."""
+    from .job_files import read_status as read_checked
+
     load_spec(job_dir)
+    try:
+        read_checked(job_dir)
+    except SpecError as error:
+        raise SpecError(f"{error} (move it away to resume: the frames on disk are what counts)") from None
     if is_running(job_dir):
         raise SpecError(f"job {os.path.basename(job_dir)} is still running")
     clear_cancel(job_dir)
@@ -236,7 +249,11 @@ def resume_job(job_dir: str, python: str | None = None, env: dict | None = None)
 
 def cancel_job(job_dir: str, wait: float = 15.0) -> bool:
     """Ask the job to stop; kill its workers directly if its dispatcher is gone. True when stopped."""
+    from .job_files import read_status as read_checked
+
     load_spec(job_dir)
+    if not is_running(job_dir):
+        read_checked(job_dir)  # damage is named before anything is written (a running job is still stopped)
     with open(os.path.join(job_dir, "cancel.request"), "w", encoding="utf-8") as handle:
         handle.write(str(time.time()))
     pid = read_pid(job_dir)
@@ -289,7 +306,7 @@ def cached_scene(job_dir: str, blend: str) -> dict | None:
             scene = json.load(handle)
     except (OSError, ValueError):
         return None
-    return scene if scene.get("blend_mtime") == os.path.getmtime(blend) else None
+    return scene if type(scene) is dict and scene.get("blend_mtime") == os.path.getmtime(blend) else None
 
 
 def save_scene(job_dir: str, blend: str, scene: dict) -> None:

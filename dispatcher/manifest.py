@@ -158,13 +158,20 @@ def classify(
     me: Identity,
     keep_existing: bool,
     check: Callable[[str], str | None],
+    redo: set[int] | frozenset[int] = frozenset(),
+    own: set[int] | frozenset[int] = frozenset(),
 ) -> Classified:
-    """Split ``frames`` into this job's intact frames, kept frames and frames to render."""
+    """Split ``frames`` into this job's intact frames (with ``own``), kept frames and frames to render
+    (with all of ``redo``)."""
     result = Classified()
     for frame in frames:
         path = final_path(frame)
         record = records.get(os.path.basename(path))
-        if record is not None and record.get("job") == me.job_id and intact(record, path):
+        if frame in redo:
+            result.to_render.append(frame)
+        elif frame in own:
+            result.done_before.append(frame)
+        elif record is not None and record.get("job") == me.job_id and intact(record, path):
             result.done_before.append(frame)
         elif keep_existing and os.path.exists(path) and check(path) is None:
             result.kept.append(frame)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from .images import check_image
 from .leases import CardLeases
 from .manifest import MANIFEST, Classified, Identity, Manifest, classify, file_hash, settings_hash
+from .missing_marks import NAME as MISSING_MARKS
 from .output_lock import OUTPUT_LOCK, OutputLock, describe_owner
 from .spec import JobSpec, write_json_atomic
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from .lanes import Lane
 
 IDENTITY_FILE = "identity.json"
-FOLDER_FILES = (MANIFEST, OUTPUT_LOCK)  # what the farm keeps in an output folder besides the frames
+FOLDER_FILES = (MANIFEST, OUTPUT_LOCK, MISSING_MARKS)  # what the farm keeps in an output folder besides frames
 
 
 def source_blend(spec: JobSpec) -> str:
@@ -81,21 +82,29 @@ class OutputGuard:
         self.blend_hash = blend_identity(self.job_dir, self.spec.blend)
         return True
 
-    def classify(self, frames: list[int], final_path: Callable[[int], str], extension: str) -> Classified:
-        """This job's intact frames, the existing frames it keeps (skip policy) and those it renders."""
+    def classify(self, frames: list[int], final_path: Callable[[int], str], extension: str,
+                 redo: set[int] | frozenset[int] = frozenset(), own: set[int] | frozenset[int] = frozenset(),
+                 ) -> Classified:  # fmt: skip
+        """This job's intact frames, the existing frames it keeps (skip policy) and those it renders
+        (``redo``: rendered whatever the manifest says; ``own``: this job's, found intact elsewhere)."""
         settings = settings_hash(pixel_settings(self.spec, extension))
         self.identity = Identity(self.spec.job_id, source_blend(self.spec), self.blend_hash, settings)
         records = self.manifest.load()
         keep = self.spec.overwrite == "skip"
-        self.plan = classify(frames, final_path, records, self.identity, keep_existing=keep, check=check_image)
+        self.plan = classify(frames, final_path, records, self.identity, keep_existing=keep, check=check_image,
+                             redo=redo, own=own)
         if self.plan.to_render:
             self.manifest.compact(records)
         return self.plan
 
     def record(self, event: dict) -> None:
         """A frames.jsonl event: a frame put in place ("done") goes into the folder's manifest."""
-        if event.get("status") == "done" and self.identity is not None and os.path.exists(event["path"]):
-            self.manifest.add(event["path"], event["frame"], self.identity)
+        if event.get("status") != "done" or self.identity is None:
+            return
+        folder = os.path.realpath(self.spec.output_dir)
+        for path in event.get("files") or [event["path"]]:  # every file of the frame in the output folder
+            if os.path.dirname(os.path.realpath(path)) == folder and os.path.exists(path):
+                self.manifest.add(path, event["frame"], self.identity)
 
     def counts(self) -> dict[str, int]:
         """Status counts: this job's earlier frames, and existing frames kept by the skip policy."""

@@ -226,25 +226,42 @@ def _receive_blend(files: dict) -> tuple[str, str]:
     return path, tempfile.mkdtemp(prefix="frames-", dir=folder)
 
 
+def worker_sources(path: str, siblings: tuple[str, ...]) -> dict:
+    """What a node needs to run the worker: its path and source, and the scripts it loads beside it."""
+    def read(name: str) -> str:
+        with open(name, encoding="utf-8") as handle:
+            return handle.read()
+
+    return {"path": path, "source": read(path), "siblings": {os.path.basename(name): read(name) for name in siblings}}
+
+
 def _local_worker_script(worker: dict) -> str:
-    """The worker script on this node: the dispatcher's own file when visible, else a cached copy."""
+    """The worker script on this node: the dispatcher's own files when visible, else a cached copy of
+    worker.py and the scripts it loads beside it, in one folder per version."""
     import hashlib
     import tempfile
 
-    path, source = worker["path"], worker["source"]
+    path, source, siblings = worker["path"], worker["source"], worker.get("siblings") or {}
+    folder = os.path.dirname(path)
+    if all(_same(os.path.join(folder, name), text) for name, text in [("worker.py", source), *siblings.items()]):
+        return path
+    digest = hashlib.sha256("".join([source, *sorted(siblings.values())]).encode()).hexdigest()[:16]
+    user = os.getuid() if hasattr(os, "getuid") else 0
+    folder = os.path.join(tempfile.gettempdir(), f"grf-worker-{user}", digest)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    for name, text in [("worker.py", source), *siblings.items()]:
+        copy = os.path.join(folder, name)
+        if not os.path.exists(copy):
+            partial = f"{copy}.{os.getpid()}.tmp"
+            with open(partial, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(partial, copy)
+    return os.path.join(folder, "worker.py")
+
+
+def _same(path: str, text: str) -> bool:
     try:
         with open(path, encoding="utf-8") as handle:
-            if handle.read() == source:
-                return path
+            return handle.read() == text
     except OSError:
-        pass
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    folder = os.path.join(tempfile.gettempdir(), f"grf-worker-{os.getuid() if hasattr(os, 'getuid') else 0}")
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    copy = os.path.join(folder, f"worker-{digest}.py")
-    if not os.path.exists(copy):
-        partial = f"{copy}.{os.getpid()}.tmp"
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(source)
-        os.replace(partial, copy)
-    return copy
+        return False

@@ -40,10 +40,13 @@ import time
 from typing import Any
 
 from . import ray_actor
+from .blender_scripts import FRAME_OUTPUTS, PREFLIGHT_SCENE
 from .process import WORKER_SCRIPT
 from .ray_actor import LaneActor
 from .ray_lanes import RayLane, cluster_device_type, cluster_nodes, plan_ray_lanes
 from .spec import JobSpec, SpecError
+
+WORKER_SIBLINGS = (PREFLIGHT_SCENE, FRAME_OUTPUTS)  # loaded by path beside worker.py
 
 __all__ = ["LaneActor", "RayFactory", "RayLane", "RayWorker", "check_ray", "cluster_device_type", "plan_ray_lanes",
            "prepare_ray"]  # fmt: skip
@@ -170,8 +173,7 @@ class RayWorker:
             scheduling_strategy=strategy,
         ).remote()
         overlay = _env_overlay(env)
-        with open(WORKER_SCRIPT, encoding="utf-8") as handle:
-            worker = {"path": WORKER_SCRIPT, "source": handle.read()}
+        worker = ray_actor.worker_sources(WORKER_SCRIPT, WORKER_SIBLINGS)  # worker.py and the scripts it loads
         self._start_ref = self.actor.start.remote(argv, overlay, lane.num_gpus > 0, files, worker)
         self._local_node = ray.get_runtime_context().get_node_id()
         self._resources = f"{lane.num_gpus:g} GPU, {lane.num_cpus:g} CPU"

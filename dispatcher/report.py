@@ -12,6 +12,7 @@ import json
 import math
 import os
 import statistics
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -340,10 +341,13 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    from .job_files import read_status
+
     try:
+        read_status(args.job)  # a damaged status.json is one SpecError line (exit 2), not a silent empty report
         job = load_job(args.job)
     except FileNotFoundError as error:
-        print(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
         return 2
     from . import timeline
 

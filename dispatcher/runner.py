@@ -9,10 +9,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import jobs
+from . import jobs, missing_marks
 from .devices import DeviceReport
+from .disk import disk_stop, first_problem, stop_check_due
+from .frame_files import plan_overrides, remove_temp_folders
 from .frame_queue import FrameQueue
-from .frames import FrameSyntaxError, output_path, parse_frames, scene_frames
+from .frames import output_path, parse_frames
 from .job_phases import JobPhases
 from .lanes import Lane, plan_lanes
 from .output_guard import OutputGuard
@@ -23,11 +25,11 @@ from .preflight import (  # re-exported: callers and tests import these from run
     check_blend,
     check_output_dir,
     clean_stale_temps,
-    disk_nearly_full,
     preflight,
     temp_path_for,
 )
 from .process import LocalFactory, ProcessFactory, WorkerHandle, worker_command
+from .scene_check import check_scene, job_frames, refresh_preflight
 from .spec import SpecError
 from .status import JobStatus
 from .status_text import failure_message
@@ -84,6 +86,8 @@ class JobRun:
         self.guard = OutputGuard(self.spec, job_dir)  # the output folder's lock, manifest and GPU leases
         self.previous = jobs.read_status(job_dir)  # the last run's status (its video, on a resume)
         self._queued = lambda why: self.write_status("queued", phase=why)  # waiting for the folder or GPUs
+        self.scene: dict = {}  # the scene's facts: cached in the job folder, then the first worker's
+        self.missing_now: list[str] = []  # files the scene needs that are missing (they stop the job unless allowed)
 
     @property
     def sup(self) -> Supervisor:
@@ -111,8 +115,8 @@ class JobRun:
         if not self.guard.claim(self._queued, cancelled=self._cancelled):
             return False
         self._plan_frames()
-        if self.queue.finished:
-            return True
+        if self.queue.finished or self.message:  # nothing left, or the cached pre-flight refused the scene
+            return not self.message
         if self.spec.backend == "ray":
             from .ray_backend import prepare_ray  # lanes from the cluster's nodes, one Ray actor each
 
@@ -127,18 +131,15 @@ class JobRun:
                 return False
             if narrowed:  # start now on the free cards (this run only; spec.json is unchanged)
                 self.spec.gpus, self.lanes = narrowed, plan_lanes(self.spec, self.report, device_type)
-        self.supervisor = self._new_supervisor()
-        self.supervisor.scene = jobs.cached_scene(self.job_dir, self.spec.blend)
+        self.supervisor = self._new_supervisor()  # its scene unset: the first worker's pre-flight is checked too
         return True
 
     def _plan_frames(self) -> None:
-        """Under the folder's lock: clear stale temporary files, plan the frames if known without a worker."""
+        """Under the folder's lock: clear stale temps; plan from cached scene facts (files re-checked) if any."""
         clean_stale_temps(self.spec.output_dir)
         cached = jobs.cached_scene(self.job_dir, self.spec.blend)
         if cached:
-            self._on_scene(cached)
-        elif self.spec.frames and self.extension is not None:
-            self._plan(parse_frames(self.spec.frames))
+            self._on_scene({**cached, "preflight": refresh_preflight(cached.get("preflight"))})
 
     def _cancelled(self) -> bool:
         return self.cancel_requested.is_set() or os.path.exists(os.path.join(self.job_dir, "cancel.request"))
@@ -166,14 +167,10 @@ class JobRun:
         return autotune.choose(scene, gpus, self.devices.cpu)
 
     def _apply_choice(self, choice: dict) -> None:
+        from .autotune import apply_choice
+
         self.autotune = choice
-        self.spec.layout = choice.get("layout", "per-card")
-        self.spec.workers_per_gpu = choice.get("workers_per_gpu", 1)
-        self.spec.gpus_per_worker = choice.get("gpus_per_worker", 1)
-        self.spec.persistent_data = choice.get("persistent_data", True)
-        if self.device_type == "CPU":
-            self.spec.cpu_lanes = choice.get("cpu_lanes") or self.spec.cpu_lanes
-            self.spec.threads = choice.get("threads") or self.spec.threads
+        apply_choice(self.spec, choice, cpu=self.device_type == "CPU")
 
     def _replan(self, choice: dict) -> None:
         """Swap the running lanes for the ones the real scene calls for; frames in flight go back."""
@@ -195,10 +192,15 @@ class JobRun:
             clock=self.clock,
             on_scene=self._on_scene,
             on_frame=self._log_frame,
+            output_problem=lambda: first_problem([self.spec.output_dir, *self._output_folders()]),
         )
 
+    def _output_folders(self) -> list[str]:  # where the scene's File Output nodes write (the worker said)
+        return self.scene.get("output_folders") or []
+
     def _on_scene(self, scene: dict) -> None:
-        """The first worker told us the scene: plan frames now if the spec left them open."""
+        """The scene's facts (cached, or the first worker's): check its pre-flight, plan frames if not yet."""
+        self.scene = scene
         if "blend_mtime" not in scene:
             jobs.save_scene(self.job_dir, self.spec.blend, scene)
         if self.autotune_pending:
@@ -209,28 +211,25 @@ class JobRun:
                 self.replan_choice = choice
             else:
                 self.autotune = choice
-        if not scene.get("camera"):
-            self.message = "the scene has no camera: add one or set the scene camera"
+        preflight = scene.get("preflight") or {"camera": scene.get("camera")}
+        self.missing_now = [item["path"] for item in preflight.get("missing") or []]
+        try:
+            check_scene(self.spec, preflight)
+            frames = job_frames(self.spec, scene)
+        except SpecError as error:  # missing files, no camera, frames Blender cannot render
+            self.message = str(error)
             self.cancel_requested.set()
             return
         extension = self.spec.frame_extension()
         self.extension = scene["file_extension"] if extension is None else extension
-        if self.queue.planned:
-            return
-        try:
-            if self.spec.frames:
-                frames = parse_frames(self.spec.frames)
-            else:
-                frames = scene_frames(scene["frame_start"], scene["frame_end"], scene["frame_step"])
-        except FrameSyntaxError as error:
-            self.message = str(error)
-            self.cancel_requested.set()
-            return
-        self._plan(frames)
+        if not self.queue.planned:
+            self._plan(frames, several_files=bool(scene.get("extra_outputs") or scene.get("stereo")))
 
-    def _plan(self, frames: list[int]) -> None:
-        self.phases.stamp("frames_planned", once=True)  # frames.jsonl gets rendered frames only
-        plan = self.guard.classify(frames, self._final, self.extension or "")
+    def _plan(self, frames: list[int], several_files: bool = False) -> None:
+        """Done: this job's intact and kept frames (manifest), as frame_files.plan_overrides corrects them."""
+        self.phases.stamp("frames_planned", once=True)
+        redo, own = plan_overrides(frames, self._final, self.job_dir, several_files, self.missing_now)
+        plan = self.guard.classify(frames, self._final, self.extension or "", redo=redo, own=own)
         self.queue.plan(frames, set(plan.done_before) | set(plan.kept))
 
     def _final(self, frame: int) -> str:
@@ -250,6 +249,8 @@ class JobRun:
 
     def _log_frame(self, record: dict) -> None:
         self.guard.record(record)  # a frame put in place goes into the folder's manifest
+        if record.get("status") == "done":  # remember frames rendered while files were missing
+            missing_marks.record(self.spec.output_dir, record["frame"], self.missing_now)
         self.frames_log.write(json.dumps(record) + "\n")
         self.frames_log.flush()
         if self.spec.backend == "local" and self.supervisor is not None:
@@ -276,9 +277,9 @@ class JobRun:
                 if self._cancelled():
                     state = "cancelled"
                     break
-                if self._disk_full():
-                    state = "failed"
-                    self.message = f"output disk is full ({self.spec.output_dir}); finished frames are kept"
+                stop = self._disk_stop()
+                if stop:
+                    state, self.message = "failed", stop
                     break
                 now = self.clock()
                 if self.sup.changed or now - last_write > 2.0:
@@ -314,20 +315,18 @@ class JobRun:
         self.frames_log.close()
         return status
 
-    def _disk_full(self) -> bool:
-        now = self.clock()
-        if now - self.disk_checked_at < 2.0:
-            return False
-        self.disk_checked_at = now
-        return disk_nearly_full(self.spec.output_dir)
+    def _disk_stop(self) -> str | None:
+        """Why the disk stops the job: a frame could not be written, or (checked every 2 s) it is full."""
+        due, self.disk_checked_at = stop_check_due(self.clock(), self.disk_checked_at)
+        return disk_stop(self.sup.stopped_for, self.spec.output_dir if due else None)
 
     def _kill_workers(self) -> None:
-        """Stop every worker at once; no temporary file stays behind. A local worker has nothing to tidy
-        (it would only exit), so it is killed without a quit and a wait; a Ray worker is asked to quit
-        first (it removes its node's frame folder on the way out)."""
+        """Stop every worker at once, no temporary file left; a local worker is killed without a quit, a Ray
+        worker asked to quit first (it removes its node's frame folder on the way out)."""
         if self.supervisor is not None:
             self.sup.shutdown(grace=3.0 if self.spec.backend != "local" else 0.0, reap=None)
             clean_stale_temps(self.spec.output_dir)
+            remove_temp_folders(self.spec.output_dir, self._output_folders())
             self.guard.drop_placeholders(self._final(frame) for frame in [*self.queue.pending, *self.queue.in_flight])
 
     def _reap_workers(self) -> None:
@@ -357,11 +356,12 @@ class JobRun:
             device_type=self.device_type,
             layout=self.spec.layout,
             autotune=self.autotune,
-            frames={**self.queue.counts(), **self.guard.counts()} if self.queue.planned else {},
+            frames={**self.queue.counts(), **self.guard.counts()} if self.queue.planned or supervisor else {},
             kept_from=self.guard.kept_from(),
             failed_frames={str(frame): error for frame, error in sorted(self.queue.failed.items())},
             lanes=[run.to_status() for run in supervisor.runs.values()] if supervisor else [],
             message=self.message or self.guard.kept_summary(),
+            missing_files=None if self.spec.allow_missing else self.missing_now or None,  # the panel's warning box
             video=video,
             finished_at=now if finished else None,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 
@@ -15,6 +16,9 @@ IMAGE_FORMATS = {"PNG": ".png", "OPEN_EXR": ".exr", "OPEN_EXR_MULTILAYER": ".exr
 MOVIE_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".ogv", ".mpg", ".mpeg", ".flv", ".gif")
 OVERWRITE_POLICIES = ("skip", "overwrite")
 SPEC_VERSION = 1
+MAX_RESOLUTION = 65536  # Blender's largest render side
+MAX_THREADS = 1024  # Blender's BLENDER_MAX_THREADS
+MAX_SAMPLES = 1 << 24  # Cycles' largest sample count
 
 
 class SpecError(ValueError):
@@ -46,6 +50,7 @@ class JobSpec:
     wait_for_output: bool = False  # --queue: wait for the job writing the output folder instead of refusing
     blender: str | None = None  # program that runs workers: a Blender binary or a Python with bpy
     trust_scripts: bool = False  # let scripts inside the .blend run (off: --disable-autoexec)
+    allow_missing: bool = False  # render even when files the scene needs are missing
     hang_timeout: float = 600.0  # seconds without a progress line before a worker is killed
     first_frame_timeout: float = 3600.0  # the first frame of a lane may compile GPU kernels
     max_lane_failures: int = 3  # consecutive failures before a lane is blocklisted
@@ -89,6 +94,10 @@ class JobSpec:
             raise SpecError("the file pattern is a name, not a path: put folders in the output directory")
         if self.overwrite not in OVERWRITE_POLICIES:
             raise SpecError(f"overwrite policy must be one of {', '.join(OVERWRITE_POLICIES)}")
+        return self._validate_numbers()
+
+    def _validate_numbers(self) -> JobSpec:
+        """The counts, limits and names of a spec (the second half of ``validate``)."""
         for name in ("gpus_per_worker", "workers_per_gpu"):
             if getattr(self, name) < 1:
                 raise SpecError(f"{name.replace('_', ' ')} must be 1 or more")
@@ -98,10 +107,25 @@ class JobSpec:
                 raise SpecError(f"GPU {key}: device type {kind!r} is not a GPU backend ({', '.join(GPU_DEVICE_TYPES)})")
             if int(override.get("workers") or 1) < 1:
                 raise SpecError(f"GPU {key}: workers must be 1 or more")
-        if self.threads is not None and self.threads < 1:
-            raise SpecError("threads must be 1 or more")
-        if self.hang_timeout <= 0 or self.first_frame_timeout <= 0:
-            raise SpecError("timeouts must be positive")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise SpecError(f"threads must be 1 to {MAX_THREADS}")
+        if self.cpu_lanes < 0:
+            raise SpecError("cpu lanes must be 0 (automatic) or more")
+        if self.samples is not None and not 1 <= self.samples <= MAX_SAMPLES:
+            raise SpecError(f"samples must be 1 to {MAX_SAMPLES}")
+        if self.resolution is not None and len(self.resolution) != 2:
+            raise SpecError("resolution must be two numbers, width and height")
+        if self.resolution is not None and not all(1 <= side <= MAX_RESOLUTION for side in self.resolution):
+            raise SpecError(f"resolution sides must be 1 to {MAX_RESOLUTION} pixels")
+        if not all(0 < value < math.inf for value in (self.hang_timeout, self.first_frame_timeout)):
+            raise SpecError("timeouts must be positive numbers of seconds")
+        if self.video_fps is not None and not 0 < self.video_fps < 1000:
+            raise SpecError("video frame rate must be between 0 and 1000")
+        if not self.file_pattern.strip() or "\x00" in self.file_pattern or self.file_pattern in (".", ".."):
+            raise SpecError(f"file pattern {self.file_pattern!r} is not a usable file name")
+        if self.job_id and (os.path.basename(self.job_id) != self.job_id or self.job_id in (".", "..")
+                            or "\x00" in self.job_id):  # fmt: skip
+            raise SpecError(f"job id {self.job_id!r} is not a plain name (it names the video file)")
         if self.backend not in ("local", "ray"):
             raise SpecError(f"unknown backend {self.backend!r} (local or ray)")
         if self.notify_url:
@@ -154,8 +178,15 @@ def write_json_atomic(path: str, data) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=False, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=False, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:  # a full disk, an I/O error, Ctrl-C: never leave the temporary file behind
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass
+        raise

@@ -97,6 +97,7 @@ class JobStatus(JsonView):
     failed_frames: dict[str, str] = field(default_factory=dict)
     lanes: list[LaneStatus] = field(default_factory=list)
     message: str | None = None
+    missing_files: list[str] | None = None  # what the pre-flight found missing when it stopped the job
     video: str | None = None
     finished_at: float | str | None = None  # written only once the job ended; epoch seconds or ISO-8601
     error: str | None = None  # written only when the job failed before it ran

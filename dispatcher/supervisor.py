@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import endgame
+from .frame_files import move_into_place
 from .frame_queue import FrameQueue
-from .images import check_image
+from .hang import silence_limit
 from .lane_state import BACKOFF, FAILED, LIVE_STATES, READY, RENDERING, STARTING, STOPPED, LaneRun, LaneState, job_phase
 from .lanes import Lane
 from .process import WorkerHandle
@@ -49,6 +50,7 @@ class Supervisor:
         wall_clock: Callable[[], float] = time.time,
         on_scene: Callable[[dict], None] | None = None,
         on_frame: Callable[[dict], None] | None = None,
+        output_problem: Callable[[], str | None] | None = None,
     ):
         self.runs = {lane.name: LaneRun(lane) for lane in lanes}
         self.frames = frames
@@ -63,8 +65,9 @@ class Supervisor:
         self.scene: dict | None = None
         self.changed = True
         self.fatal_errors: list[str] = []
+        self.output_problem = output_problem  # asked when a frame fails: is the disk, not the lane, at fault?
+        self.stopped_for: str | None = None  # set when disk trouble stops the job
 
-    # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         for run in self.runs.values():
             self._launch(run)
@@ -105,9 +108,8 @@ class Supervisor:
             if run.state == BACKOFF and now >= run.backoff_until:
                 self._launch(run)
             elif run.state in (STARTING, RENDERING):
-                # A GPU lane's first frame may wait minutes for kernel compilation; nothing else may.
-                first_on_gpu = run.lane.is_gpu and not run.rendered_once
-                limit = self.config.first_frame_timeout if first_on_gpu else self.config.hang_timeout
+                # kernel compiles, file loading, engines that report little (Eevee, Workbench): hang.py
+                limit = silence_limit(run, self.config, (self.scene or {}).get("engine"), run.state == RENDERING)
                 if now - run.last_activity > limit:
                     what = f"frame {run.frame}" if run.state == RENDERING else "start-up"
                     self._lane_failed(run, f"no progress for {int(now - run.last_activity)} s during {what}")
@@ -138,19 +140,18 @@ class Supervisor:
                 self._send_frame(run, frame)
 
     def _send_frame(self, run: LaneRun, frame: int, backup: bool = False) -> None:
-        temp_path, _final = self.paths(frame, run.lane.name)
+        temp_path, final = self.paths(frame, run.lane.name)
         run.move(RENDERING)
         run.frame, run.temp_path, run.backup = frame, temp_path, backup
         run.sample, run.samples, run.phase = None, None, None
         run.frame_sent_at, run.frame_sent_wall = self.clock(), self.wall_clock()
         run.times.setdefault("first_frame_sent", run.frame_sent_wall)
         run.last_activity = run.frame_sent_at
-        self._handle(run).send({"cmd": "render", "frame": frame, "path": temp_path})
+        self._handle(run).send({"cmd": "render", "frame": frame, "path": temp_path, "final": final})
         self.changed = True
 
     @staticmethod
-    def _handle(run: LaneRun) -> WorkerHandle:
-        """The worker of a lane that is ready or rendering (it always has one)."""
+    def _handle(run: LaneRun) -> WorkerHandle:  # a lane that is ready or rendering always has a worker
         if run.handle is None:
             raise RuntimeError(f"lane {run.lane.name} has no worker in state {run.state.value}")
         return run.handle
@@ -291,11 +292,9 @@ class Supervisor:
             self._dispatch()
             return
         temp_path, final_path = self.paths(frame, run.lane.name)
-        problem = check_image(temp_path)
-        if problem:
-            self._lane_failed(run, f"output not valid: {problem}")
+        files = message.get("files") or [[temp_path, final_path]]  # every file the frame made
+        if not move_into_place(files, lambda error: self._lane_failed(run, error)):
             return
-        os.replace(temp_path, final_path)
         now = self.clock()
         run.temp_path = None
         run.frames_done += 1
@@ -312,21 +311,12 @@ class Supervisor:
                 other.frame, other.backup = None, False
                 other.move(STOPPED)
                 other.idle_stopped = True
-        self.on_frame(
-            {
-                "frame": frame,
-                "lane": run.lane.name,
-                "start": round(run.frame_sent_wall, 4),
-                "end": round(run.frame_sent_wall + (now - run.frame_sent_at), 4),
-                "render_seconds": message.get("seconds"),
-                "worker_start": message.get("received_at"),
-                "worker_end": message.get("finished_at"),
-                "status": "done",
-                "attempt": self.frames.attempts.get(frame, 1),
-                "backup": run.backup,
-                "path": final_path,
-            }
-        )
+        self.on_frame({"frame": frame, "lane": run.lane.name, "start": round(run.frame_sent_wall, 4),
+                       "end": round(run.frame_sent_wall + (now - run.frame_sent_at), 4),
+                       "render_seconds": message.get("seconds"), "worker_start": message.get("received_at"),
+                       "worker_end": message.get("finished_at"), "status": "done",
+                       "attempt": self.frames.attempts.get(frame, 1), "backup": run.backup, "path": final_path,
+                       "files": [final for _temporary, final in files] if message.get("files") else None})  # fmt: skip
         run.move(READY)
         run.frame, run.sample, run.samples, run.backup = None, None, None, False
         self._dispatch()
@@ -363,6 +353,9 @@ class Supervisor:
         """A crash, hang or bad frame: kill the worker (a GPU error can poison its state), requeue the
         frame, back off and restart clean, blocklist after N in a row."""
         frame = run.frame
+        problem = self.output_problem() if frame is not None and self.output_problem else None
+        if problem and frame is not None:
+            return self._stop_for_disk(run, frame, problem)
         if frame is not None:
             final = self.frames.fail(frame, run.lane.name, error)
             self.on_frame({"frame": frame, "lane": run.lane.name, "start": round(run.frame_sent_wall, 4),
@@ -386,6 +379,14 @@ class Supervisor:
         if frame is not None and not self.frames.finished:
             self._wake_idle_lanes()  # they stepped aside for this lane, which has just lost its frame
         self.changed = True
+
+    def _stop_for_disk(self, run: LaneRun, frame: int, problem: str) -> None:
+        """The output cannot be written: the frame goes back unblamed, no lane is failed, the job stops."""
+        self.frames.release(frame)
+        self._kill(run)
+        run.frame, run.sample, run.samples, run.backup = None, None, None, False
+        run.move(STOPPED)
+        run.last_error = self.stopped_for = problem  # the runner ends the job on its next step
 
     def _last_errors(self) -> str:
         errors = [run.last_error for run in self.runs.values() if run.last_error]

@@ -17,7 +17,7 @@ FILE = "timeline.json"
 
 JOB_EVENTS = (
     ("command", "command started"),
-    ("frames_planned", "frames planned (before the workers when the frames are known)"),
+    ("frames_planned", "frames planned (before the workers when the scene's facts are cached)"),
     ("dispatcher_ready", "dispatcher ready (lanes planned, GPUs leased)"),
     ("first_frame_sent", "first frame sent"),
     ("last_frame_done", "last frame done"),

@@ -27,13 +27,9 @@ def job_frames(job_dir: str) -> list[str]:
     scene = _scene(job_dir)
     extension = scene.get("file_extension", ".png") if not spec.file_format else None
     frames = {}
-    path = os.path.join(job_dir, "frames.jsonl")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                record = json.loads(line)
-                if record.get("status") in ("done", "skipped") and record.get("path"):
-                    frames[record["frame"]] = record["path"]
+    for record in frame_records(os.path.join(job_dir, "frames.jsonl")):
+        if record.get("status") in ("done", "skipped") and isinstance(record.get("path"), str):
+            frames[record["frame"]] = record["path"]
     if not frames and extension:
         for frame in range(scene.get("frame_start", 1), scene.get("frame_end", 0) + 1):
             candidate = output_path(spec.output_dir, spec.file_pattern, frame, extension)
@@ -42,12 +38,34 @@ def job_frames(job_dir: str) -> list[str]:
     return [frames[frame] for frame in sorted(frames) if os.path.exists(frames[frame])]
 
 
+def frame_records(path: str) -> list[dict]:
+    """frames.jsonl's records; a half-written last line is skipped, damage anywhere else is a SpecError."""
+    try:
+        with open(path, "rb") as handle:
+            lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line) if line.strip() else None
+        except ValueError:
+            record = "damaged"
+        if record is None or (record == "damaged" and number == len(lines)):
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("frame"), int):
+            raise SpecError(f"{path} is damaged at line {number}: not a frame record")
+        records.append(record)
+    return records
+
+
 def _scene(job_dir: str) -> dict:
     try:
         with open(os.path.join(job_dir, "scene.json"), encoding="utf-8") as handle:
-            return json.load(handle)
+            scene = json.load(handle)
     except (OSError, ValueError):
         return {}
+    return scene if isinstance(scene, dict) else {}  # a cache: damage means asking the worker again
 
 
 def encode_job(job_dir: str, output: str | None = None, fps: float | None = None, audio: str | None = None) -> str:

@@ -18,6 +18,11 @@ class GRF_OT_render_all(bpy.types.Operator):
     bl_label = "Render on All GPUs"
     bl_options = {"REGISTER"}
 
+    allow_missing: bpy.props.BoolProperty(  # type: ignore[valid-type]
+        name="Render Anyway", description="Render even though files the scene needs are missing",
+        default=False, options={"SKIP_SAVE"},
+    )
+
     still: bpy.props.BoolProperty(
         name="Image", default=False, options={"SKIP_SAVE"},
         description="Render only the current frame (Automatic mode puts several cards on it)",
@@ -52,6 +57,7 @@ class GRF_OT_render_all(bpy.types.Operator):
         except PlanError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
+        plan.spec.allow_missing = self.allow_missing
         from ..dispatcher.output_lock import describe_owner, output_busy
 
         owner = output_busy(plan.spec.output_dir)

@@ -320,3 +320,32 @@ def test_notify_url_preference_reaches_the_job(farm):
     prefs.notify_url = "mailto:render@example.org"
     refused(farm, "notify URL must be http:// or https://")
     prefs.notify_url = ""
+
+
+def wait_until_finished(farm, job_dir: str) -> dict:
+    deadline, status = time.monotonic() + TIMEOUT, None
+    while time.monotonic() < deadline:
+        farm.monitor.tick()
+        status = farm.monitor.status(job_dir)
+        if status and status["state"] in ("done", "failed", "cancelled") and not farm.monitor.is_active(job_dir):
+            return status
+        time.sleep(0.3)
+    raise AssertionError(f"job did not finish: {status}")
+
+
+def test_missing_texture_stops_the_job_and_render_anyway_renders_it(farm):
+    if shadowed_bpy(farm.jobs):
+        pytest.xfail("engine: jobs.child_env() passes bpy's script folders on PYTHONPATH to bpy-module workers")
+    image = bpy.data.images.new("wood", 4, 4)
+    image.source, image.filepath = "FILE", str(farm.tmp / "textures" / "wood.png")  # not there
+    image.use_fake_user = True
+    farm.scene.frame_end = 2
+    save(farm)
+    assert bpy.ops.grf.render_all() == {"FINISHED"}
+    status = wait_until_finished(farm, farm.scene.gpu_render_farm.job_dir)
+    assert status["state"] == "failed" and status["frames"]["done"] == 0
+    assert status["missing_files"] == [str(farm.tmp / "textures" / "wood.png")]  # what the panel's box lists
+    assert not list((farm.tmp / "out").glob("shot_*.png"))
+    assert bpy.ops.grf.render_all(allow_missing=True) == {"FINISHED"}  # the box's "Render Anyway" button
+    status = wait_until_finished(farm, farm.scene.gpu_render_farm.job_dir)
+    assert status["state"] == "done" and status["frames"]["done"] == 2 and not status.get("missing_files")

@@ -67,3 +67,39 @@ def test_disk_filling_up_mid_job_stops_it_and_keeps_every_finished_frame(slow_bl
     assert all(path.name.startswith("frame_") and check_image(str(path)) is None for path in kept)
     assert not worker_processes(str(slow_blend))
     assert status_table(status).endswith("finished frames are kept")
+
+
+def test_output_folder_lost_mid_job_stops_the_job_blaming_no_lane_and_resume_finishes(slow_blend, tmp_path):
+    """A disk problem is the job's: no lane blocklisted, no frame failed, one message; resume continues."""
+    import json
+    import threading
+
+    from farmtest import wait_for
+
+    out, aside = tmp_path / "out", tmp_path / "out-aside"
+    spec = JobSpec(blend=str(slow_blend), output_dir=str(out), device_type="CPU", cpu_lanes=2, frames="1-12")
+    job = jobs.create_job(spec, job_dir=str(tmp_path / "job"))
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(run_job(job, report=CPU_ONLY, handle_signals=False)))
+    runner.start()
+    wait_for(lambda: len(list(out.glob("frame_*.png"))) >= 2, timeout=300, what="two frames")
+    out.rename(aside)
+    out.write_text("a file where the output folder was")  # unwritable for root too: not a directory
+    runner.join(300)
+    assert result["state"] == "failed", result["message"]
+    assert result["message"].startswith(f"output folder {out} is not writable: Not a directory")
+    assert result["message"].endswith("fix it and resume")
+    assert result["failed_frames"] == {} and result["frames"]["failed"] == 0
+    assert not any(lane["blocklisted"] for lane in result["lanes"])
+    records = [json.loads(line) for line in open(f"{job}/frames.jsonl", encoding="utf-8")]
+    assert not [record for record in records if record["status"] in ("failed", "retry")]
+    assert not worker_processes(str(slow_blend))
+    out.unlink()
+    aside.rename(out)
+    kept = {path.name: path.stat().st_mtime_ns for path in out.glob("frame_*.png")}
+    jobs.prepare_resume(job)
+    status = run_job(job, report=CPU_ONLY, handle_signals=False)
+    assert status["state"] == "done" and status["frames"]["done"] == 12
+    assert frame_names(out) == [f"frame_{frame:04d}.png" for frame in range(1, 13)]
+    assert all(check_image(str(out / name)) is None for name in frame_names(out))
+    assert all(out.joinpath(name).stat().st_mtime_ns == mtime for name, mtime in kept.items())

@@ -4,7 +4,7 @@ import json
 import shutil
 
 import pytest
-from farmtest import frame_names, run_cli
+from farmtest import build_scene, frame_names, run_cli
 
 from dispatcher import cli, jobs
 from dispatcher.images import check_image
@@ -31,6 +31,8 @@ def bad_blend(tmp_path, tiny_blend, kind: str) -> str:
     elif kind == "truncated":
         data = tiny_blend.read_bytes()
         path.write_bytes(data[: len(data) // 2])
+    elif kind == "no-camera":
+        build_scene(path, 2, "32x32", 1, "--no-camera")
     return str(path)
 
 
@@ -46,6 +48,20 @@ CASES = {
     "gpu-not-there": ("good", ["--device", "CUDA", "--gpus", GHOST_GPU], "GPU"),
     "movie-pattern": ("good", ["--pattern", "shot_####.mp4"], "is a movie"),
     "movie-format": ("good", ["--format", "FFMPEG"], "not an image format"),
+    "frame-past-blender": ("good", ["--frames", "1048570-2000000"], "outside what Blender renders"),
+    "huge-frame-range": ("good", ["--frames", "1-99999999999999999999"], "outside what Blender renders"),
+    "negative-frame-past-blender": ("good", ["--frames", "-1048575"], "outside what Blender renders"),
+    "scene-without-camera": ("no-camera", [], "no camera"),
+    "negative-cpu-lanes": ("good", ["--cpu-lanes", "-1"], "cpu lanes must be 0"),
+    "zero-samples": ("good", ["--samples", "0"], "samples must be 1"),
+    "too-many-samples": ("good", ["--samples", "99999999999"], "samples must be 1 to"),
+    "too-many-threads": ("good", ["--threads", "100000"], "threads must be 1 to 1024"),
+    "not-a-blender": ("good", ["--blender", "/bin/true"], "cannot read the scene"),  # the output rules ask first
+    "zero-resolution": ("good", ["--resolution", "0x32"], "resolution sides"),
+    "three-sided-resolution": ("good", ["--resolution", "32x32x2"], "resolution must look like"),
+    "infinite-hang-timeout": ("good", ["--hang-timeout", "inf"], "timeouts must be positive"),
+    "nan-hang-timeout": ("good", ["--hang-timeout", "nan"], "timeouts must be positive"),
+    "empty-pattern": ("good", ["--pattern", " "], "not a usable file name"),
 }
 
 

@@ -185,7 +185,8 @@ def test_output_that_does_not_decode_is_not_counted_done(tiny_blend, tmp_path, m
     status = run_job(job_dir, report=CPU_ONLY, handle_signals=False)
     assert once.exists()
     history = [(record["status"], record.get("error")) for record in frame_records(job_dir) if record["frame"] == 2]
-    assert history == [("retry", "output not valid: truncated PNG"), ("done", None)]
+    assert [status for status, _error in history] == ["retry", "done"], history
+    assert history[0][1].startswith("output not valid: does not decode")  # Pillow's own words for the cut
     assert status["state"] == "done" and done_frames(job_dir) == [1, 2, 3]
     assert_clean_output(out, range(1, 4))
 

@@ -3,6 +3,8 @@
 import struct
 import zlib
 
+import pytest
+
 from dispatcher.frame_queue import FrameQueue
 from dispatcher.lanes import Lane
 from dispatcher.supervisor import BACKOFF, FAILED, READY, RENDERING, STARTING, STOPPED, Supervisor, SupervisorConfig
@@ -184,6 +186,23 @@ def test_hang_is_killed_and_treated_as_failure(tmp_path):
     assert "no progress" in rig.sup.runs["a"].last_error
 
 
+@pytest.mark.parametrize("engine", ["BLENDER_WORKBENCH", "BLENDER_EEVEE"])
+def test_an_engine_without_steady_progress_is_judged_by_the_lanes_own_frame_times(tmp_path, engine):
+    rig = Rig(tmp_path, lanes=("a",), frames=[1, 2, 3])  # hang timeout 10 s, first frame 100 s
+    rig.sup.start()
+    rig.emit("a", event="ready", devices=[{"id": "CPU"}], scene={"camera": True, "engine": engine})
+    rig.clock.now = 60  # the first frame (shaders compile, no history yet) gets the first-frame allowance
+    rig.sup.tick()
+    assert rig.state("a") == RENDERING
+    rig.finish("a")  # frame 1 took 60 s on this lane
+    rig.clock.now = 60 + 230  # silent for 230 s: within 4 x the lane's slowest frame
+    rig.sup.tick()
+    assert rig.state("a") == RENDERING and rig.current("a") == 2
+    rig.clock.now = 60 + 241
+    rig.sup.tick()
+    assert rig.state("a") == BACKOFF and "no progress for 241 s" in rig.sup.runs["a"].last_error
+
+
 def test_first_frame_may_take_long_kernel_compile_on_a_gpu_lane(tmp_path):
     rig = Rig(tmp_path, lanes=("a",), frames=[1], device_type="OPTIX")
     rig.sup.start()
@@ -205,6 +224,17 @@ def test_a_cpu_lane_first_frame_gets_only_the_hang_timeout(tmp_path):
     rig.clock.now = 11
     rig.sup.tick()
     assert rig.state("a") == BACKOFF
+
+
+def test_opening_a_large_scene_is_not_a_hang(tmp_path):
+    rig = Rig(tmp_path, lanes=("a",), frames=[1])
+    rig.sup.start()
+    rig.clock.now = 99  # silent while the worker loads the file: within the first-frame allowance
+    rig.sup.tick()
+    assert rig.state("a") == STARTING
+    rig.clock.now = 101
+    rig.sup.tick()
+    assert rig.state("a") == BACKOFF and "during start-up" in rig.sup.runs["a"].last_error
 
 
 def test_invalid_output_is_not_counted_done(tmp_path):

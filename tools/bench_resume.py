@@ -4,7 +4,8 @@
 
 The job is made the way a finished render leaves it, without rendering 10,000 frames: a real .blend
 (the demo scene, built with bpy), spec.json as ``render`` writes it, one valid PNG per frame put in
-place and recorded in the folder's manifest by this job, frames.jsonl with one line per frame, and a
+place and recorded in the folder's manifest by this job, frames.jsonl with one line per frame, scene.json
+(the scene's facts and Blender's pre-flight, as the first worker leaves them), and a
 ``done`` status. Each run is ``python -m dispatcher resume JOB --json`` as a user types it, timed from
 start to exit; the table also says whether any worker started and whether frames.jsonl grew.
 """
@@ -56,6 +57,11 @@ def make_finished_job(base: str, count: int) -> str:
             manifest.add(path, frame, me)
             log.write(json.dumps({"frame": frame, "lane": "cpu0", "status": "done", "path": path}) + "\n")
     manifest.close()
+    from dispatcher.scene_check import inspect_scene
+
+    facts = inspect_scene(spec, sys.executable)  # Blender's pre-flight; scene.json as the first worker leaves it
+    jobs.save_scene(job_dir, blend, {**facts, "file_extension": ".png", "extra_outputs": 0, "stereo": False,
+                                     "preflight": facts})  # fmt: skip
     jobs.write_status(job_dir, JobStatus(job_id=spec.job_id, state="done", frames={"total": count, "done": count}))
     return job_dir
 

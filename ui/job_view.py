@@ -175,3 +175,18 @@ def draw_details(layout, context, job_dir: str) -> None:
             hint = box.column(align=True)
             for index, line in enumerate(wrap(problem.hint[0].upper() + problem.hint[1:], width - 4)):
                 hint.label(text=line, icon="LIGHT" if index == 0 else "BLANK1")
+    status = monitor.status(job_dir)
+    if status is not None and status.missing_files:
+        draw_missing(layout, status.missing_files)
+
+
+def draw_missing(layout, missing: list) -> None:
+    """The pre-flight refused: name the missing files and offer to render without them."""
+    warning = layout.box()
+    warning.alert = True
+    warning.label(text=f"{len(missing)} file(s) the scene needs are missing:", icon="ERROR")
+    for path in missing[:5]:
+        warning.label(text=str(path), icon="BLANK1")
+    if len(missing) > 5:
+        warning.label(text=f"and {len(missing) - 5} more", icon="BLANK1")
+    warning.operator("grf.render_all", text="Render Anyway", icon="RENDER_ANIMATION").allow_missing = True

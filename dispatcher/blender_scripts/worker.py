@@ -3,9 +3,10 @@
 Run by Blender:  blender -b --factory-startup --disable-autoexec FILE --python worker.py -- [options]
 Run by a Python with bpy:  python worker.py -- --blend FILE [options]
 
-Protocol: JSON lines. Commands arrive on stdin ({"cmd": "render", "frame": 7, "path": TMP} or
-{"cmd": "quit"}); events leave on the original stdout ({"event": "ready" | "started" | "progress" |
-"phase" | "done" | "frame_error" | "fatal" | "bye", ...}; "scene" only with --inspect). Everything
+Protocol: JSON lines. Commands arrive on stdin ({"cmd": "render", "frame": 7, "path": TMP, "final": PATH}
+or {"cmd": "quit"}); events leave on the original stdout ({"event": "ready" | "started" | "frame_start" |
+"progress" | "frame_end" | "phase" | "done" | "frame_error" | "fatal" | "bye", ...}; "scene" only with
+--inspect; "done" carries "files", [[temporary, final], ...], when a frame made several files). Everything
 Blender prints goes to stderr (the lane's log). The worker exits when stdin closes or its parent dies,
 so a killed dispatcher leaves nothing behind.
 Standalone on purpose: it imports nothing from the dispatcher package.
@@ -27,7 +28,7 @@ import time
 
 MOVIE_FORMATS = {"FFMPEG", "AVI_JPEG", "AVI_RAW"}
 GPU_TYPES = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
-SAMPLE_RE = re.compile(r"Sample (\d+)/(\d+)")
+SAMPLE_RE = re.compile(r"Sample (\d+)/(\d+)|Rendering (\d+) / (\d+) samples")  # Cycles | Eevee
 KERNEL_RE = re.compile(r"(compil|load)\w* (render |gpu )?kernels?", re.IGNORECASE)
 
 
@@ -286,8 +287,9 @@ def configure_scene(scene, args) -> dict:
     if not args.file_format and settings.file_format in MOVIE_FORMATS:
         coerced, args.file_format = settings.file_format, "PNG"
     if args.file_format:
-        if getattr(settings, "media_type", "IMAGE") != "IMAGE":
-            settings.media_type = "IMAGE"  # Blender 5.0: a movie output must become an image output first
+        media = "MULTI_LAYER_IMAGE" if args.file_format == "OPEN_EXR_MULTILAYER" else "IMAGE"
+        if getattr(settings, "media_type", media) != media:
+            settings.media_type = media  # Blender 5.0: the media type decides which formats exist
         settings.file_format = args.file_format
     return {"coerced_from": coerced}
 
@@ -318,9 +320,10 @@ class Progress:
             self.last_sent = now
             return
         match = SAMPLE_RE.search(text)
-        if match and (now - self.last_sent >= self.interval or match[1] == match[2]):
+        if match and (now - self.last_sent >= self.interval or len(set(filter(None, match.groups()))) == 1):
             self.last_sent = now
-            self.channel.send("progress", frame=self.frame, sample=int(match[1]), samples=int(match[2]))
+            sample, samples = (int(value) for value in match.groups() if value is not None)
+            self.channel.send("progress", frame=self.frame, sample=sample, samples=samples)
 
 
 def fault(frame: int | None = None, path: str | None = None) -> bool:
@@ -358,25 +361,32 @@ def fault(frame: int | None = None, path: str | None = None) -> bool:
     return False
 
 
-def render_frame(bpy, scene, frame: int, path: str, progress: Progress) -> float:
+def render_frame(bpy, scene, frame: int, path: str, progress: Progress, outputs=None, final: str = ""):
+    """Render one frame; (seconds, [[temporary, final], ...] when it made more than one file, else None)."""
     progress.frame, progress.error = frame, None
     if fault(frame, path):
-        return 0.0
-    scene.frame_set(frame)
-    started = time.perf_counter()
-    result = bpy.ops.render.render(write_still=False, scene=scene.name)
-    seconds = time.perf_counter() - started
-    if progress.error:
-        raise RuntimeError(f"render error: {progress.error}")
-    if "FINISHED" not in result:
-        raise RuntimeError(f"render ended with {sorted(result)}")
+        return 0.0, None
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, exist_ok=True)
-    bpy.data.images["Render Result"].save_render(filepath=path, scene=scene)
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-    return seconds
+    started = time.perf_counter()
+    if outputs is not None and outputs.needed:  # File Output nodes, stereo views: Blender names them
+        files = outputs.render(bpy, scene, frame, path, final or path)
+    else:
+        scene.frame_set(frame)
+        result = bpy.ops.render.render(write_still=False, scene=scene.name)
+        if "FINISHED" not in result:
+            raise RuntimeError(f"render ended with {sorted(result)}")
+        files = None
+    seconds = time.perf_counter() - started
+    if progress.error:
+        raise RuntimeError(f"render error: {progress.error}")
+    if files is None:
+        bpy.data.images["Render Result"].save_render(filepath=path, scene=scene)
+    for written in [path] if files is None else [temporary for temporary, _final in files]:
+        with open(written, "rb") as handle:
+            os.fsync(handle.fileno())
+    return seconds, files
 
 
 def watch_stdin(commands: list, ready: threading.Event) -> None:
@@ -393,7 +403,7 @@ def watch_stdin(commands: list, ready: threading.Event) -> None:
     os._exit(0 if commands and commands[-1].get("cmd") == "quit" else 6)
 
 
-def serve(bpy, scene, channel: Channel, progress: Progress) -> None:
+def serve(bpy, scene, channel: Channel, progress: Progress, outputs=None) -> None:
     commands: list[dict] = []
     arrived = threading.Event()
     threading.Thread(target=watch_stdin, args=(commands, arrived), daemon=True).start()
@@ -411,13 +421,25 @@ def serve(bpy, scene, channel: Channel, progress: Progress) -> None:
             received_at = time.time()
             channel.send("started", frame=frame)
             try:
-                seconds = render_frame(bpy, scene, frame, path, progress)
+                seconds, files = render_frame(bpy, scene, frame, path, progress, outputs, command.get("final", ""))
             except Exception as error:  # report, stay alive for the next frame
                 channel.send("frame_error", frame=frame, error=one_line(error))
                 continue
             finished_at = time.time()
             channel.send("done", frame=frame, path=path, seconds=round(seconds, 4), received_at=received_at,
-                         finished_at=finished_at)  # fmt: skip
+                         finished_at=finished_at, files=files)  # fmt: skip
+
+
+def sibling(name: str):
+    """A script that lives beside this one, loaded by path (Blender does not put this folder on sys.path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(__file__), f"{name}.py"))
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"{name}.py is missing beside worker.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def cycles_lib_dir() -> str | None:
@@ -456,6 +478,9 @@ def main() -> None:
         devices, note = configure_devices(bpy, scene, args)
         times["devices_set"] = time.time()
         facts = scene_facts(bpy, scene)
+        facts["preflight"] = sibling("preflight_scene").collect(bpy)  # external files, frame limits
+        outputs = sibling("frame_outputs").FrameOutputs(bpy, scene, args.lane)
+        facts.update(outputs.facts())
         times["scene_facts"] = time.time()
     except Exception as error:
         channel.send("fatal", error=one_line(error))
@@ -463,6 +488,9 @@ def main() -> None:
     fault()
     progress = Progress(channel, args.progress_interval, gpu=args.device_type != "CPU")
     bpy.app.handlers.render_stats.append(progress)
+    # Every engine, Workbench and Eevee included, marks where Blender starts and ends rendering a frame.
+    bpy.app.handlers.render_pre.append(lambda *_: channel.send("frame_start", frame=progress.frame))
+    bpy.app.handlers.render_post.append(lambda *_: channel.send("frame_end", frame=progress.frame))
     channel.send(
         "ready",
         lane=args.lane,
@@ -477,7 +505,7 @@ def main() -> None:
         cycles_lib=cycles_lib_dir(),
         **settings,
     )
-    serve(bpy, scene, channel, progress)
+    serve(bpy, scene, channel, progress, outputs)
 
 
 if __name__ == "__main__":
