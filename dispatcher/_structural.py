@@ -5,7 +5,6 @@ They walk PNG chunks (CRCs), the EXR scanline offset table and JPEG markers with
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 
@@ -13,28 +12,21 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXR_MAGIC = b"\x76\x2f\x31\x01"
 
 
-def check(path: str, _expected: str | None = None) -> str | None:
-    """None when ``path`` looks like a complete image; otherwise a short reason."""
-    try:
-        size = os.path.getsize(path)
-    except OSError as error:
-        return f"missing ({error.strerror})"
-    if size == 0:
-        return "empty file"
-    extension = os.path.splitext(path)[1].lower()
-    if path.endswith(".part"):
-        extension = os.path.splitext(path[: -len(".part")])[1].lower()
+def check(path: str, expected: str | None = None) -> str | None:
+    """None when ``path`` looks like a complete image; otherwise a short reason. The caller
+    (``images.check_image``) has already refused a missing or empty file and says which format the
+    frame's name promises (``png``, ``openexr``, ``jpeg``, ``tiff`` or None)."""
     with open(path, "rb") as handle:
         data = handle.read()
-    if extension == ".png" or data.startswith(PNG_SIGNATURE):
+    if expected == "png" or data.startswith(PNG_SIGNATURE):
         return _check_png(data)
-    if extension == ".exr" or data.startswith(EXR_MAGIC):
+    if expected == "openexr" or data.startswith(EXR_MAGIC):
         return _check_exr(data)
-    if extension in (".jpg", ".jpeg") or data.startswith(b"\xff\xd8"):
+    if expected == "jpeg" or data.startswith(b"\xff\xd8"):
         return _check_jpeg(data)
-    if extension in (".tif", ".tiff"):
-        return None if data[:4] in (b"II*\x00", b"MM\x00*") and size > 8 else "not a TIFF"
-    return None if size > 0 else "empty file"
+    if expected == "tiff":
+        return None if data[:4] in (b"II*\x00", b"MM\x00*") and len(data) > 8 else "not a TIFF"
+    return None if data else "empty file"
 
 
 def _check_png(data: bytes) -> str | None:

@@ -8,6 +8,7 @@ either, the structural checks of ``_structural`` are the last resort.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -66,6 +67,7 @@ def _decoder(expected: str | None):
     return _structural.check
 
 
+@functools.cache  # asked for every frame: a failed import is not cached by Python and would search sys.path again
 def _importable(module: str) -> bool:
     import importlib
 
