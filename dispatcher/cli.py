@@ -210,7 +210,8 @@ def cmd_devices(args) -> int:
 def cmd_render(args) -> int:
     from .output_rules import apply_scene_output, refuse_busy_output
 
-    spec = apply_scene_output(spec_from_args(args), args)  # the scene's output path, Overwrite, Placeholders
+    # the scene's output path, Overwrite and Placeholders, and its pre-flight facts: one Blender run
+    spec, scene_facts = apply_scene_output(spec_from_args(args), args)
     refuse_busy_output(spec)
     if spec.backend == "ray":
         from .ray_backend import check_ray
@@ -218,12 +219,12 @@ def cmd_render(args) -> int:
         check_ray()
     from .lanes import plan_lanes
     from .runner import preflight
-    from .scene_check import check_scene, inspect_scene
+    from .scene_check import check_scene
 
-    device_type, report, program = preflight(spec)
+    device_type, report, _program = preflight(spec)
     if spec.backend == "local":
         plan_lanes(spec, report, device_type)  # a GPU that is not there is bad input: refuse before any job folder
-    check_scene(spec, inspect_scene(spec, program))  # missing files, no camera, frames Blender cannot render
+    check_scene(spec, scene_facts)  # missing files, no camera, frames Blender cannot render
     job_dir = jobs.create_job(spec, job_dir=args.job_dir)
     if args.detach:
         pid = jobs.launch_detached(job_dir)

@@ -92,8 +92,9 @@ def apply_scene_rules(settings: dict, facts: dict, output: str | None, pattern: 
     return fields
 
 
-def apply_scene_output(spec: JobSpec, args) -> JobSpec:
-    """The command line's spec completed by the scene's own output rules (read by one short worker run)."""
+def apply_scene_output(spec: JobSpec, args) -> tuple[JobSpec, dict]:
+    """The command line's spec completed by the scene's own output rules, and the pre-flight facts
+    (external files, frame limits) that the same short worker run read."""
     from .preflight import check_blend
     from .process import default_program
 
@@ -112,7 +113,7 @@ def apply_scene_output(spec: JobSpec, args) -> JobSpec:
     for name, value in fields.items():
         setattr(spec, name, value)
     spec.extra.setdefault("scene", facts.get("scene"))
-    return spec.validate()
+    return spec.validate(), facts["preflight"]
 
 
 def refuse_busy_output(spec: JobSpec) -> None:

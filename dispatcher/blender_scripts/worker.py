@@ -472,7 +472,7 @@ def main() -> None:
             channel.send("scene", **scene_facts(bpy, scene))
             os._exit(0)
         if args.output_facts:
-            channel.send("output", **output_facts(bpy, scene))
+            channel.send("output", **output_facts(bpy, scene), preflight=sibling("preflight_scene").collect(bpy))
             os._exit(0)
         settings = configure_scene(scene, args)
         devices, note = configure_devices(bpy, scene, args)
