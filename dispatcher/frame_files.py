@@ -1,4 +1,6 @@
-"""A frame is done only when every file it made decodes: validate them all, then rename them all."""
+"""Which frames of a job are done with every file they made (frames.jsonl), and the lanes' temporary folders.
+
+A frame handed in by a worker is checked and moved into place by frame_checks.py."""
 
 from __future__ import annotations
 
@@ -6,35 +8,6 @@ import os
 from collections.abc import Callable
 
 from .images import check_image
-
-
-def move_into_place(files: list[list[str]], failed: Callable[[str], None]) -> bool:
-    """Check each [temporary, final] pair, then rename every one; on any problem call ``failed`` and
-    remove the temporaries (no file of a half-valid frame reaches its final name)."""
-    for temporary, _final in files:
-        problem = check_image(temporary)
-        if problem:
-            _remove(files)
-            failed(f"output not valid: {os.path.basename(_final)}: {problem}" if len(files) > 1
-                   else f"output not valid: {problem}")  # fmt: skip
-            return False
-    for temporary, final in files:
-        try:
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            os.replace(temporary, final)
-        except OSError as error:
-            _remove(files)
-            failed(f"cannot move the frame into place: {error.strerror or error}")
-            return False
-    return True
-
-
-def _remove(files: list[list[str]]) -> None:
-    for temporary, _final in files:
-        try:
-            os.remove(temporary)
-        except OSError:
-            pass
 
 
 def recorded_files(frames_log: str) -> dict[int, list[str]]:

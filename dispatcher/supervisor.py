@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import endgame
-from .frame_files import move_into_place
+from .frame_checks import CHECKS_KEY, FrameChecks
+from .frame_handin import FrameHandIn
 from .frame_queue import FrameQueue
 from .hang import silence_limit
 from .lane_state import BACKOFF, FAILED, LIVE_STATES, READY, RENDERING, STARTING, STOPPED, LaneRun, LaneState, job_phase
@@ -33,9 +34,10 @@ class SupervisorConfig:
     backoff_base: float = 1.0
     backoff_max: float = 30.0
     backups: bool = True  # second copies of a much slower lane's last frames (off while compiling kernels)
+    background_checks: bool = True  # decode handed-in frames on a thread while the worker goes on
 
 
-class Supervisor:
+class Supervisor(FrameHandIn):
     """Runs lanes against a frame queue; `step()` advances everything one tick."""
 
     def __init__(
@@ -67,6 +69,8 @@ class Supervisor:
         self.fatal_errors: list[str] = []
         self.output_problem = output_problem  # asked when a frame fails: is the disk, not the lane, at fault?
         self.stopped_for: str | None = None  # set when disk trouble stops the job
+        self.checks = FrameChecks(self.inbox, background=self.config.background_checks)
+        self.stopping = False  # shutdown: no lane starts again
 
     def start(self) -> None:
         for run in self.runs.values():
@@ -88,7 +92,7 @@ class Supervisor:
     @property
     def finished(self) -> bool:
         """Every planned frame is done or failed, or no lane is left to render."""
-        return self.frames.finished or not self.live_runs()
+        return (self.frames.finished or not self.live_runs()) and not self.checks.busy()
 
     def step(self, timeout: float = 0.1) -> None:
         """Handle whatever events arrived (waiting up to ``timeout``), then timers and dispatch."""
@@ -198,7 +202,9 @@ class Supervisor:
             self.reap(reap)
 
     def kill_all(self) -> None:
-        """Kill every worker at once, without waiting (they die in parallel; in-flight frames go back)."""
+        """Kill every worker at once, without waiting (they die in parallel; in-flight frames go back); frames
+        already handed in are checked and kept."""
+        self.stopping = True
         for run in self.runs.values():
             if run.frame is not None:
                 self.frames.release(run.frame)
@@ -208,6 +214,9 @@ class Supervisor:
             if run.live:
                 run.move(STOPPED)
             run.frame = None
+        for check in self.checks.finish():
+            self._on_checked(check)
+        self.checks.close()
         self.changed = True
 
     def reap(self, wait: float = 5.0) -> None:
@@ -233,6 +242,10 @@ class Supervisor:
 
     # -- events -----------------------------------------------------------------------------
     def handle(self, key: tuple, message: dict) -> None:
+        if key == CHECKS_KEY:
+            self._on_checked(message["check"])
+            self.changed = True
+            return
         name, generation = key
         run = self.runs.get(name)
         if run is None or generation != run.generation:
@@ -280,46 +293,6 @@ class Supervisor:
 
     def _on_phase(self, run: LaneRun, message: dict) -> None:
         run.phase = message.get("phase")
-
-    def _on_done(self, run: LaneRun, message: dict) -> None:
-        frame = run.frame
-        if run.state != RENDERING or frame is None or message.get("frame") != frame:
-            return
-        if frame in self.frames.done:  # the other copy won; this one is not needed
-            self._remove_temp(run)
-            run.move(READY)
-            run.frame, run.backup = None, False
-            self._dispatch()
-            return
-        temp_path, final_path = self.paths(frame, run.lane.name)
-        files = message.get("files") or [[temp_path, final_path]]  # every file the frame made
-        if not move_into_place(files, lambda error: self._lane_failed(run, error)):
-            return
-        now = self.clock()
-        run.temp_path = None
-        run.frames_done += 1
-        run.consecutive_failures = 0
-        run.rendered_once = True
-        run.render_seconds.append(float(message.get("seconds") or 0.0))
-        run.wall_seconds.append(now - run.frame_sent_at)
-        run.times.setdefault("first_frame_done", self.wall_clock())
-        run.times["last_frame_done"] = self.wall_clock()
-        self.frames.complete(frame)
-        for other in self.runs.values():  # the losing copy of a backed-up frame
-            if other is not run and other.state == RENDERING and other.frame == frame:
-                self._kill(other)
-                other.frame, other.backup = None, False
-                other.move(STOPPED)
-                other.idle_stopped = True
-        self.on_frame({"frame": frame, "lane": run.lane.name, "start": round(run.frame_sent_wall, 4),
-                       "end": round(run.frame_sent_wall + (now - run.frame_sent_at), 4),
-                       "render_seconds": message.get("seconds"), "worker_start": message.get("received_at"),
-                       "worker_end": message.get("finished_at"), "status": "done",
-                       "attempt": self.frames.attempts.get(frame, 1), "backup": run.backup, "path": final_path,
-                       "files": [final for _temporary, final in files] if message.get("files") else None})  # fmt: skip
-        run.move(READY)
-        run.frame, run.sample, run.samples, run.backup = None, None, None, False
-        self._dispatch()
 
     def _on_frame_error(self, run: LaneRun, message: dict) -> None:
         if run.state == RENDERING and message.get("frame") == run.frame:

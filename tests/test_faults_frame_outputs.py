@@ -10,7 +10,7 @@ import tempfile
 import pytest
 from farmtest import run_cli
 
-from dispatcher.frame_files import move_into_place
+from dispatcher.frame_checks import FrameCheck, check_files
 from dispatcher.images import check_image
 
 EXTRA_OUTPUTS = """
@@ -105,11 +105,10 @@ def test_no_file_of_a_frame_is_renamed_unless_every_one_decodes(tmp_path):
 
     Image.new("RGB", (4, 4)).save(good, format="PNG")
     bad.write_bytes(b"\x89PNG\r\n\x1a\n")
-    errors = []
     files = [[str(good), str(tmp_path / "frame_0001.png")], [str(bad), str(tmp_path / "extra_0001.png")]]
-    assert not move_into_place(files, errors.append)
-    assert errors and "extra_0001.png" in errors[0]
-    assert names(tmp_path) == []  # neither the good nor the bad file reached its name; temporaries removed
+    check = check_files(FrameCheck(1, "cpu0", 1, files))
+    assert check.problem and "extra_0001.png" in check.problem
+    assert names(tmp_path) == [".a.part", ".b.part"]  # the check renames nothing; the supervisor removes both
 
 
 def test_a_worker_shipped_to_a_ray_node_brings_the_scripts_it_loads(tmp_path, monkeypatch):

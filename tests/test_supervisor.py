@@ -59,7 +59,9 @@ class Rig:
             self.queue,
             start_worker=self.start,
             paths=lambda frame, lane: (str(tmp_path / f".f{frame}.{lane}.part"), str(tmp_path / f"f{frame}.png")),
-            config=SupervisorConfig(**{"hang_timeout": 10, "first_frame_timeout": 100, **config}),
+            # checks in the caller: the fake clock sees each frame checked before the next event
+            config=SupervisorConfig(**{"hang_timeout": 10, "first_frame_timeout": 100, "background_checks": False,
+                                       **config}),  # fmt: skip
             clock=self.clock,
             wall_clock=self.clock,
             on_frame=self.records.append,

@@ -4,9 +4,10 @@ A plain scene makes one image, which the worker saves itself. A scene with compo
 nodes, or a stereo (multi-view) render saved as individual views, makes several files whose names
 Blender only numbers in an animation render (a still render would overwrite ``extra_Image.exr``
 every frame). Such a frame is therefore rendered as a one-frame animation into private temporary
-folders (``.grf-<lane>-<n>`` beside each real folder, so the final rename stays on one file system);
-the worker reports every ``[temporary, final]`` pair, and the dispatcher renames them only when all
-decode. Standalone: imports nothing from the dispatcher package.
+folders (``.grf-<lane>-<n>-<frame>`` beside each real folder, so the final rename stays on one file
+system); the worker reports every ``[temporary, final]`` pair and goes on with its next frame while the
+dispatcher checks them and renames them only when all decode, so each frame has folders of its own.
+Standalone: imports nothing from the dispatcher package.
 """
 
 from __future__ import annotations
@@ -42,22 +43,23 @@ class FrameOutputs:
         self.stereo = render.use_multiview and render.image_settings.views_format == "INDIVIDUAL"
         self.needed = bool(nodes) or self.stereo
         self.lane = lane
-        self.folders: list[tuple[str, str]] = []  # (temporary folder, final folder)
-        for index, node in enumerate(nodes):
-            final = os.path.normpath(bpy.path.abspath(node.directory))
-            temporary = os.path.join(final, f".grf-{lane}-{index}")
-            node.directory = temporary + os.sep
-            self.folders.append((temporary, final))
+        self.nodes = nodes
+        self.finals = [os.path.normpath(bpy.path.abspath(node.directory)) for node in nodes]
+        self.folders: list[tuple[str, str]] = []  # this frame's (temporary folder, final folder)
 
     def facts(self) -> dict:
-        return {"extra_outputs": len(self.folders), "stereo": self.stereo,
-                "output_folders": sorted({final for _, final in self.folders})}  # fmt: skip
+        return {"extra_outputs": len(self.finals), "stereo": self.stereo, "output_folders": sorted(set(self.finals))}
 
     def render(self, bpy, scene, frame: int, path: str, final: str) -> list[list[str]]:
         """Render ``frame`` as a one-frame animation; [[temporary, final], ...] for every file it made."""
-        main_folder = os.path.join(os.path.dirname(path), f".grf-{self.lane}-main")
+        main_folder = os.path.join(os.path.dirname(path), f".grf-{self.lane}-main-{frame}")
+        self.folders = [(os.path.join(final, f".grf-{self.lane}-{index}-{frame}"), final)
+                        for index, final in enumerate(self.finals)]  # fmt: skip
+        for node, (temporary, _final) in zip(self.nodes, self.folders, strict=True):
+            node.directory = temporary + os.sep
         for temporary in [main_folder, *(folder for folder, _ in self.folders)]:
-            shutil.rmtree(temporary, ignore_errors=True)
+            _remove_emptied_folders(temporary)
+            shutil.rmtree(temporary, ignore_errors=True)  # an earlier try of this frame
             os.makedirs(temporary, exist_ok=True)
         scene.render.filepath = os.path.join(main_folder, MAIN_STEM + "####")
         scene.frame_start = scene.frame_end = frame
@@ -86,3 +88,20 @@ class FrameOutputs:
                     raise RuntimeError(f"Blender wrote no {view.name} view for frame {frame}")
                 pairs.append([written, f"{stem}{view.file_suffix}{extension}"])
         return pairs
+
+
+def _remove_emptied_folders(folder: str) -> None:
+    """This lane's folders of earlier frames once the dispatcher has moved their files out (only empty ones:
+    a frame still being checked keeps its folder)."""
+    parent, name = os.path.split(folder)
+    prefix = name.rsplit("-", 1)[0] + "-"
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for other in names:
+        if other.startswith(prefix) and other != name and other[len(prefix):].lstrip("-").isdigit():
+            try:
+                os.rmdir(os.path.join(parent, other))
+            except OSError:
+                pass

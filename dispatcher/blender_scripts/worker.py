@@ -383,10 +383,7 @@ def render_frame(bpy, scene, frame: int, path: str, progress: Progress, outputs=
         raise RuntimeError(f"render error: {progress.error}")
     if files is None:
         bpy.data.images["Render Result"].save_render(filepath=path, scene=scene)
-    for written in [path] if files is None else [temporary for temporary, _final in files]:
-        with open(written, "rb") as handle:
-            os.fsync(handle.fileno())
-    return seconds, files
+    return seconds, files  # the dispatcher flushes and decodes the files while this worker goes on
 
 
 def watch_stdin(commands: list, ready: threading.Event) -> None:
