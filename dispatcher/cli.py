@@ -208,10 +208,22 @@ def cmd_devices(args) -> int:
 
 
 def cmd_render(args) -> int:
+    from .warm_start import warm_start
+
+    spec = spec_from_args(args)
+    warm = warm_start(spec, args.detach)  # the job's workers start while the scene is read (warm_start.py)
+    try:
+        return _render(spec, args, warm)
+    finally:
+        if warm is not None:
+            warm.close()
+
+
+def _render(spec, args, warm) -> int:
     from .output_rules import apply_scene_output, refuse_busy_output
 
     # the scene's output path, Overwrite and Placeholders, and its pre-flight facts: one Blender run
-    spec, scene_facts = apply_scene_output(spec_from_args(args), args)
+    spec, scene_facts = apply_scene_output(spec, args, warm.scene_facts() if warm else None)
     refuse_busy_output(spec)
     if spec.backend == "ray":
         from .ray_backend import check_ray
@@ -221,7 +233,7 @@ def cmd_render(args) -> int:
     from .runner import preflight
     from .scene_check import check_scene
 
-    device_type, report, _program = preflight(spec)
+    device_type, report, _program = preflight(spec, warm.report if warm else None)
     if spec.backend == "local":
         plan_lanes(spec, report, device_type)  # a GPU that is not there is bad input: refuse before any job folder
     check_scene(spec, scene_facts)  # missing files, no camera, frames Blender cannot render
@@ -232,10 +244,10 @@ def cmd_render(args) -> int:
         print(f"  status: python -m dispatcher status {job_dir}")
         print(f"  cancel: python -m dispatcher cancel {job_dir}")
         return EXIT_OK
-    return run_in_foreground(job_dir, quiet=args.quiet, as_json=args.json, report=report)
+    return run_in_foreground(job_dir, quiet=args.quiet, as_json=args.json, report=report, factory=warm)
 
 
-def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False, report=None) -> int:
+def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False, report=None, factory=None) -> int:
     from .notify import notify_job_end
     from .runner import run_job
     from .timeline import process_start_time
@@ -243,7 +255,8 @@ def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False, 
     printer = ProgressPrinter(enabled=not quiet and not as_json)
     started = time.time()
     try:
-        status = run_job(job_dir, on_status=printer, report=report, command_started=process_start_time())
+        status = run_job(job_dir, on_status=printer, report=report, command_started=process_start_time(),
+                         factory=factory)
     finally:
         notify_job_end(job_dir, since=started)  # once this run has ended the job; never raises
     printer.close()

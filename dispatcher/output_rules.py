@@ -92,9 +92,9 @@ def apply_scene_rules(settings: dict, facts: dict, output: str | None, pattern: 
     return fields
 
 
-def apply_scene_output(spec: JobSpec, args) -> tuple[JobSpec, dict]:
+def apply_scene_output(spec: JobSpec, args, facts: dict | None = None) -> tuple[JobSpec, dict]:
     """The command line's spec completed by the scene's own output rules, and the pre-flight facts
-    (external files, frame limits) that the same short worker run read."""
+    (external files, frame limits) that the same short worker run read (or a warm worker: ``facts``)."""
     from .preflight import check_blend
     from .process import default_program
 
@@ -102,7 +102,7 @@ def apply_scene_output(spec: JobSpec, args) -> tuple[JobSpec, dict]:
     program = spec.blender or default_program()
     if not program:
         raise SpecError("no Blender found: pass --blender PATH (a Blender binary or a Python with bpy)")
-    facts = read_output_facts(program, spec.blend, spec.trust_scripts)
+    facts = facts or read_output_facts(program, spec.blend, spec.trust_scripts)
     if not facts.get("camera"):
         raise SpecError(f"scene '{facts.get('scene')}' has no camera: add one or set the scene camera")
     chosen = {"overwrite": args.policy, "frames": args.frames, "file_format": args.file_format}

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Protocol
 
 from .blender_scripts import WORKER as WORKER_SCRIPT
@@ -53,6 +54,9 @@ class LocalProcess:
     def __init__(self, key: tuple, argv: list[str], env: dict[str, str], log_path: str, inbox: queue.Queue):
         self.key = key
         self._inbox = inbox
+        self._route = threading.Lock()  # key and inbox change together when a warm worker is adopted
+        self.log_path = log_path
+        self.started_at = time.time()
         self._log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed by the reader thread
         os.chmod(log_path, 0o600)
         self._log.write(f"\n=== start {' '.join(argv)}\n".encode())
@@ -83,11 +87,38 @@ class LocalProcess:
                 self._log.write(raw)  # Blender's own banner before the worker took over stdout
                 continue
             if isinstance(message, dict) and "event" in message:
-                self._inbox.put((self.key, message))
+                self._post(message)
         code = self._process.wait()
         self._log.write(f"=== exit {code}\n".encode())
         self._log.close()
-        self._inbox.put((self.key, {"event": "exit", "code": code, "detail": last_error_line(self._log.name)}))
+        with self._route:
+            detail = last_error_line(self.log_path)
+        self._post({"event": "exit", "code": code, "detail": detail})
+
+    def _post(self, message: dict) -> None:
+        with self._route:
+            self._inbox.put((self.key, message))
+
+    def adopt(self, key: tuple, inbox: queue.Queue, log_path: str) -> None:
+        """A job takes over a worker started before its folder existed (warm_start.py): the events it sent
+        so far and every later one go to ``inbox`` under ``key``; its log moves to ``log_path``."""
+        with self._route:
+            waiting = []
+            while True:
+                try:
+                    waiting.append(self._inbox.get_nowait()[1])
+                except queue.Empty:
+                    break
+            try:
+                os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+                os.replace(self.log_path, log_path)  # the open log follows its file
+                self.log_path = log_path
+            except OSError:  # another file system: the log stays where it is, the job's log says where
+                with open(log_path, "a", encoding="utf-8") as note:
+                    note.write(f"=== warm worker, its log: {self.log_path}\n")
+            self.key, self._inbox = key, inbox
+            for message in waiting:
+                inbox.put((key, message))
 
     def send(self, message: dict) -> None:
         try:

@@ -34,6 +34,7 @@ from .spec import SpecError
 from .status import JobStatus
 from .status_text import failure_message
 from .supervisor import Supervisor, SupervisorConfig
+from .warm_start import WarmStart
 from .worker_launch import worker_args, worker_env
 
 __all__ = ["MIN_FREE_BYTES", "TEMP_MARK", "JobRun", "check_blend", "check_output_dir", "clean_stale_temps",
@@ -239,13 +240,13 @@ class JobRun:
         final = self.guard.placeholder(self._final(frame))  # the scene's Placeholders, when on
         return temp_path_for(final, lane, self.spec.job_id), final
 
-    def worker_env(self, lane: Lane) -> dict[str, str]:
-        return worker_env(lane)
-
     def _start_worker(self, lane: Lane, key: tuple, inbox) -> WorkerHandle:
         argv = worker_command(self.program, self.spec.blend, worker_args(self.spec, lane), self.spec.trust_scripts)
         log_path = os.path.join(self.job_dir, "logs", f"{lane.name}.log")
-        return self.factory.start(key, argv, self.worker_env(lane), log_path, inbox)
+        handle = self.factory.start(key, argv, worker_env(lane), log_path, inbox)
+        if isinstance(self.factory, WarmStart):  # a worker started before the job: when it really started
+            self.factory.stamp_spawned(lane.name, self.sup.runs[lane.name].times)
+        return handle
 
     def _log_frame(self, record: dict) -> None:
         self.guard.record(record)  # a frame put in place goes into the folder's manifest
@@ -255,7 +256,7 @@ class JobRun:
         self.frames_log.flush()
         if self.spec.backend == "local" and self.supervisor is not None:
             run, driver = self.sup.runs.get(str(record.get("lane"))), self.devices.driver
-            cache_dir = lambda lane: self.worker_env(lane)["CUDA_CACHE_PATH"]  # noqa: E731
+            cache_dir = lambda lane: worker_env(lane)["CUDA_CACHE_PATH"]  # noqa: E731
             self.phases.after_frame(record, run, driver, self.program, cache_dir)
 
     # -- running ---------------------------------------------------------------------------------
@@ -266,8 +267,7 @@ class JobRun:
             return self._finish("done" if self.queue.finished else "cancelled", video)
         self.phases.stamp("dispatcher_ready")
         self.sup.start()
-        state = "running"
-        last_write = 0.0
+        state, last_write = "running", 0.0
         try:
             while not self.sup.finished:
                 self.sup.step(timeout=0.1)
@@ -334,7 +334,7 @@ class JobRun:
         if self.supervisor is not None:
             self.sup.reap()
         self.phases.stamp("workers_stopped")
-        self.factory.close()  # the Ray backend kills its actors and shuts down a Ray it started
+        self.factory.close()  # Ray: its actors and a Ray it started; a warm start: workers no lane took
         self.phases.finish(self.job_dir, self.supervisor.runs if self.supervisor else None)
 
     def status(self, state: str, phase: str | None = None, video: str | None = None,

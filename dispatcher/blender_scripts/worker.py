@@ -3,8 +3,9 @@
 Run by Blender:  blender -b --factory-startup --disable-autoexec FILE --python worker.py -- [options]
 Run by a Python with bpy:  python worker.py -- --blend FILE [options]
 
-Protocol: JSON lines. Commands arrive on stdin ({"cmd": "render", "frame": 7, "path": TMP, "final": PATH}
-or {"cmd": "quit"}); events leave on the original stdout ({"event": "ready" | "started" | "frame_start" |
+Protocol: JSON lines. Commands arrive on stdin ({"cmd": "render", "frame": 7, "path": TMP, "final": PATH},
+{"cmd": "configure", "file_format": "PNG"} for a worker started before the format was known, or
+{"cmd": "quit"}); events leave on the original stdout ({"event": "ready" | "started" | "frame_start" |
 "progress" | "frame_end" | "phase" | "done" | "frame_error" | "fatal" | "bye", ...}; "scene" only with
 --inspect; "done" carries "files", [[temporary, final], ...], when a frame made several files). Everything
 Blender prints goes to stderr (the lane's log). The worker exits when stdin closes or its parent dies,
@@ -287,11 +288,17 @@ def configure_scene(scene, args) -> dict:
     if not args.file_format and settings.file_format in MOVIE_FORMATS:
         coerced, args.file_format = settings.file_format, "PNG"
     if args.file_format:
-        media = "MULTI_LAYER_IMAGE" if args.file_format == "OPEN_EXR_MULTILAYER" else "IMAGE"
-        if getattr(settings, "media_type", media) != media:
-            settings.media_type = media  # Blender 5.0: the media type decides which formats exist
-        settings.file_format = args.file_format
+        set_file_format(scene, args.file_format)
     return {"coerced_from": coerced}
+
+
+def set_file_format(scene, file_format: str) -> None:
+    """The format frames are saved in (``--file-format``, or a ``configure`` command after start-up)."""
+    settings = scene.render.image_settings
+    media = "MULTI_LAYER_IMAGE" if file_format == "OPEN_EXR_MULTILAYER" else "IMAGE"
+    if getattr(settings, "media_type", media) != media:
+        settings.media_type = media  # Blender 5.0: the media type decides which formats exist
+    settings.file_format = file_format
 
 
 class Progress:
@@ -412,6 +419,9 @@ def serve(bpy, scene, channel: Channel, progress: Progress, outputs=None) -> Non
             if command.get("cmd") == "quit":
                 channel.send("bye")
                 os._exit(0)
+            if command.get("cmd") == "configure" and command.get("file_format"):  # a worker started warm
+                set_file_format(scene, str(command["file_format"]))
+                continue
             if command.get("cmd") != "render":
                 continue
             frame, path = int(command["frame"]), command["path"]
@@ -471,6 +481,7 @@ def main() -> None:
         if args.output_facts:
             channel.send("output", **output_facts(bpy, scene), preflight=sibling("preflight_scene").collect(bpy))
             os._exit(0)
+        output = output_facts(bpy, scene)  # before configure_scene: the scene's own rules (render's warm start)
         settings = configure_scene(scene, args)
         devices, note = configure_devices(bpy, scene, args)
         times["devices_set"] = time.time()
@@ -500,6 +511,7 @@ def main() -> None:
         node=socket.gethostname(),
         times=times,
         cycles_lib=cycles_lib_dir(),
+        output=output,
         **settings,
     )
     serve(bpy, scene, channel, progress, outputs)
