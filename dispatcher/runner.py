@@ -78,11 +78,9 @@ class JobRun:
         self.queue = FrameQueue()
         self.lanes: list[Lane] = []
         self.autotune: dict | None = None
-        self.autotune_pending = False
-        self.disk_checked_at = 0.0
         self.replan_choice: dict | None = None
         self.device_type: str | None = None  # set by prepare()
-        self.program = ""
+        self.program, self.disk_checked_at, self.autotune_pending = "", 0.0, False
         self.phases = JobPhases(command_started, self.started_wall)  # timeline.json and kernel markers
         self.guard = OutputGuard(self.spec, job_dir)  # the output folder's lock, manifest and GPU leases
         self.previous = jobs.read_status(job_dir)  # the last run's status (its video, on a resume)
@@ -267,6 +265,8 @@ class JobRun:
             return self._finish("done" if self.queue.finished else "cancelled", video)
         self.phases.stamp("dispatcher_ready")
         self.sup.start()
+        if isinstance(self.factory, WarmStart):
+            self.factory.close()  # every lane has its worker: one started early that no lane took goes now
         state, last_write = "running", 0.0
         try:
             while not self.sup.finished:

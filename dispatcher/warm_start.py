@@ -41,6 +41,7 @@ class WarmStart:
     def __init__(self, spec: JobSpec, program: str, lanes: list[Lane], report, log_dir: str) -> None:
         self.report = report  # the device report the lanes came from: the job plans with the same one
         self.log_dir = log_dir
+        os.makedirs(log_dir, mode=0o700, exist_ok=True)
         self.adopted: list[str] = []
         self.spawned: dict[str, float] = {}  # lane -> when its adopted worker was started
         self.workers: dict[str, WarmWorker] = {}
@@ -99,7 +100,8 @@ class WarmStart:
         for warm in self.workers.values():
             _discard(warm)
         self.workers.clear()
-        for folder in (self.log_dir, os.path.dirname(self.log_dir)):  # empty once every log moved into its job
+        parent = os.path.dirname(self.log_dir)
+        for folder in [self.log_dir, *([parent] if os.path.basename(parent) == ".warm" else [])]:  # empty now
             try:
                 os.rmdir(folder)
             except OSError:

@@ -37,3 +37,31 @@ def test_a_refused_render_kills_the_workers_it_started(tmp_path):
     assert result.returncode == 2 and "no camera" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "job").exists() and not (tmp_path / "out").exists()
     assert not worker_processes(str(blend)) and warm_logs() == []
+
+
+def test_a_worker_started_for_a_lane_that_came_out_different_is_replaced_not_adopted(tiny_blend, tmp_path):
+    import queue
+    import sys
+
+    from dispatcher.lanes import Lane
+    from dispatcher.process import worker_command
+    from dispatcher.spec import JobSpec
+    from dispatcher.warm_start import WarmStart
+
+    spec = JobSpec(blend=str(tiny_blend), output_dir=str(tmp_path / "out"))
+    lanes = [Lane("cpu0", "CPU", threads=1), Lane("cpu1", "CPU", threads=1)]
+    warm = WarmStart(spec, sys.executable, lanes, None, str(tmp_path / "warm"))
+    assert warm.scene_facts()["camera"] is True  # the first ready worker's facts, as the probe gives them
+    early = {name: worker.process for name, worker in warm.workers.items()}
+    changed = worker_command(sys.executable, spec.blend, ["--lane", "cpu0", "--device-type", "CPU", "--gpu-pci", "",
+                                                          "--threads", "2", "--persistent-data", "1"])  # fmt: skip
+    inbox: queue.Queue = queue.Queue()
+    handle = warm.start(("cpu0", 1), changed, dict(warm.workers["cpu0"].env), str(tmp_path / "job.log"), inbox)
+    try:
+        assert handle is not early["cpu0"] and early["cpu0"].poll() is not None  # 2 threads, not 1: a new one
+        assert "cpu0" not in warm.adopted
+        warm.close()
+        assert early["cpu1"].poll() is not None and not (tmp_path / "warm").exists()
+    finally:
+        handle.kill()
+        handle.wait(5)
