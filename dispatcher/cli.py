@@ -233,11 +233,20 @@ def _render(spec, args, warm) -> int:
     from .runner import preflight
     from .scene_check import check_scene
 
-    device_type, report, _program = preflight(spec, warm.report if warm else None)
-    if spec.backend == "local":
-        plan_lanes(spec, report, device_type)  # a GPU that is not there is bad input: refuse before any job folder
     check_scene(spec, scene_facts)  # missing files, no camera, frames Blender cannot render
-    job_dir = jobs.create_job(spec, job_dir=args.job_dir)
+    created = _missing_folders(spec.output_dir)
+    try:  # preflight creates the output folder; a refusal after it leaves none behind
+        device_type, report, _program = preflight(spec, warm.report if warm else None)
+        if spec.backend == "local":
+            plan_lanes(spec, report, device_type)  # a GPU that is not there is bad input: refuse before any job
+        job_dir = jobs.create_job(spec, job_dir=args.job_dir)
+    except SpecError:
+        for folder in reversed(created):
+            try:
+                os.rmdir(folder)  # only if still empty
+            except OSError:
+                break
+        raise
     if args.detach:
         pid = jobs.launch_detached(job_dir)
         print(f"job {spec.job_id} started in the background (pid {pid})")
@@ -245,6 +254,15 @@ def _render(spec, args, warm) -> int:
         print(f"  cancel: python -m dispatcher cancel {job_dir}")
         return EXIT_OK
     return run_in_foreground(job_dir, quiet=args.quiet, as_json=args.json, report=report, factory=warm)
+
+
+def _missing_folders(path: str) -> list[str]:
+    """``path`` and its ancestors that do not exist yet, outermost first."""
+    missing: list[str] = []
+    while path and not os.path.exists(path) and os.path.dirname(path) != path:
+        missing.insert(0, path)
+        path = os.path.dirname(path)
+    return missing
 
 
 def run_in_foreground(job_dir: str, quiet: bool = False, as_json: bool = False, report=None, factory=None) -> int:

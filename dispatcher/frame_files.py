@@ -75,11 +75,19 @@ def frames_done_before(frames: list[int], frames_log: str) -> set[int]:
 
 
 def remove_temp_folders(output_dir: str, folders: list[str]) -> None:
-    """Every lane's private ``.grf-<lane>-*`` folders (File Output nodes', the main image's) once the job stops."""
+    """The lanes' private ``.grf-<lane>-p<pid>-*`` folders (File Output nodes', the main image's) once the job's
+    workers are gone; a folder whose worker still runs belongs to another job writing there too (File Output
+    folders are not locked) and stays."""
     import glob
+    import re
     import shutil
+
+    import psutil
 
     for parent in {output_dir, *folders}:
         for folder in glob.glob(os.path.join(glob.escape(parent), ".grf-*")):
+            owner = re.match(r"\.grf-.*?-p(\d+)-", os.path.basename(folder))
+            if owner and psutil.pid_exists(int(owner.group(1))):
+                continue
             if os.path.isdir(folder) and not os.path.islink(folder):
                 shutil.rmtree(folder, ignore_errors=True)

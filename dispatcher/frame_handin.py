@@ -100,7 +100,7 @@ class FrameHandIn:
         final = self.frames.fail(check.frame, run.lane.name, error)
         self.on_frame({**{key: check.record[key] for key in ("frame", "lane", "start", "attempt")},
                        "end": round(self.wall_clock(), 4), "status": "failed" if final else "retry", "error": error})
-        if run.generation == check.generation and run.live:
+        if run.generation == check.generation and run.state in (READY, RENDERING):  # not failed already
             if run.frame is not None:  # the frame it started since is not to blame
                 self.frames.release(run.frame)
                 run.frame = None

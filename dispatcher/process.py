@@ -99,7 +99,7 @@ class LocalProcess:
         with self._route:
             self._inbox.put((self.key, message))
 
-    def adopt(self, key: tuple, inbox: queue.Queue, log_path: str) -> None:
+    def adopt(self, key: tuple, inbox: queue.Queue, log_path: str, note: str = "") -> None:
         """A job takes over a worker started before its folder existed (warm_start.py): the events it sent
         so far and every later one go to ``inbox`` under ``key``; its log moves to ``log_path``."""
         with self._route:
@@ -114,9 +114,13 @@ class LocalProcess:
                 os.replace(self.log_path, log_path)  # the open log follows its file
                 self.log_path = log_path
             except OSError:  # another file system: the log stays where it is, the job's log says where
-                with open(log_path, "a", encoding="utf-8") as note:
-                    note.write(f"=== warm worker, its log: {self.log_path}\n")
+                with open(log_path, "a", encoding="utf-8") as pointer:
+                    pointer.write(f"=== warm worker, its log: {self.log_path}\n")
             self.key, self._inbox = key, inbox
+            try:
+                self._log.write(f"=== adopted by the job{note}\n".encode())
+            except ValueError:  # it has just exited: its exit event says so
+                pass
             for message in waiting:
                 inbox.put((key, message))
 

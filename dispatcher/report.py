@@ -342,7 +342,10 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from .job_files import read_status
+    from .jobs import default_jobs_root
 
+    if not os.path.isdir(args.job) and os.path.isdir(os.path.join(default_jobs_root(), args.job)):
+        args.job = os.path.join(default_jobs_root(), args.job)  # a job's id, as status and resume take it
     try:
         read_status(args.job)  # a damaged status.json is one SpecError line (exit 2), not a silent empty report
         job = load_job(args.job)

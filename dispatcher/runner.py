@@ -321,18 +321,18 @@ class JobRun:
         return disk_stop(self.sup.stopped_for, self.spec.output_dir if due else None)
 
     def _kill_workers(self) -> None:
-        """Stop every worker at once, no temporary file left; a local worker is killed without a quit, a Ray
-        worker asked to quit first (it removes its node's frame folder on the way out)."""
+        """Stop every worker at once, no temporary file left (their folders go once they are reaped); a local
+        worker is killed without a quit, a Ray worker asked to quit first (it removes its node's frame folder)."""
         if self.supervisor is not None:
             self.sup.shutdown(grace=3.0 if self.spec.backend != "local" else 0.0, reap=None)
             clean_stale_temps(self.spec.output_dir)
-            remove_temp_folders(self.spec.output_dir, self._output_folders())
             self.guard.drop_placeholders(self._final(frame) for frame in [*self.queue.pending, *self.queue.in_flight])
 
     def _reap_workers(self) -> None:
         """After the final status: wait until every worker is gone, close the backend, write the timeline."""
         if self.supervisor is not None:
             self.sup.reap()
+            remove_temp_folders(self.spec.output_dir, self._output_folders())  # their workers are gone now
         self.phases.stamp("workers_stopped")
         self.factory.close()  # Ray: its actors and a Ray it started; a warm start: workers no lane took
         self.phases.finish(self.job_dir, self.supervisor.runs if self.supervisor else None)

@@ -45,13 +45,19 @@ class WarmStart:
         self.adopted: list[str] = []
         self.spawned: dict[str, float] = {}  # lane -> when its adopted worker was started
         self.workers: dict[str, WarmWorker] = {}
-        for lane in lanes:  # the frame format comes later (configure): the scene may decide it
-            argv = _without_format(worker_command(program, spec.blend, worker_args(spec, lane), spec.trust_scripts))
-            env = worker_env(lane)
-            events: queue.Queue = queue.Queue()
-            log = os.path.join(log_dir, f"{lane.name}.log")
-            self.workers[lane.name] = WarmWorker(lane, argv, env, LocalProcess((lane.name, 0), argv, env, log, events),
-                                                 events)  # fmt: skip
+        try:
+            for lane in lanes:  # the frame format comes later (configure): the scene may decide it
+                self.workers[lane.name] = self._spawn(spec, program, lane)
+        except BaseException:
+            self.close()  # the ones already started go, with their logs
+            raise
+
+    def _spawn(self, spec: JobSpec, program: str, lane: Lane) -> WarmWorker:
+        argv = _without_format(worker_command(program, spec.blend, worker_args(spec, lane), spec.trust_scripts))
+        env = worker_env(lane)
+        events: queue.Queue = queue.Queue()
+        log = os.path.join(self.log_dir, f"{lane.name}.log")
+        return WarmWorker(lane, argv, env, LocalProcess((lane.name, 0), argv, env, log, events), events)
 
     def scene_facts(self, timeout: float = 120.0) -> dict | None:
         """The output facts and pre-flight of the first worker to be ready, as ``read_output_facts`` returns
@@ -82,7 +88,7 @@ class WarmStart:
                 _put_front(warm.events, ((key[0], 0), message))
             if file_format:
                 warm.process.send({"cmd": "configure", "file_format": file_format})
-            warm.process.adopt(key, inbox, log_path)
+            warm.process.adopt(key, inbox, log_path, f"; frames saved as {file_format}" if file_format else "")
             self.adopted.append(key[0])
             self.spawned[key[0]] = warm.process.started_at
             return warm.process
@@ -151,8 +157,9 @@ def warm_start(spec: JobSpec, detach: bool) -> WarmStart | None:
         lanes = plan_lanes(spec, report, device_type)
         if not program or _cards_wanted_elsewhere(lanes):
             return None
-        log_dir = tempfile.mkdtemp(prefix="warm-", dir=make_private_dir(os.path.join(default_jobs_root(), ".warm")))
-        return WarmStart(spec, program, lanes, report, log_dir)
+        root = make_private_dir(os.path.join(default_jobs_root(), ".warm"))
+        _remove_orphans(root)
+        return WarmStart(spec, program, lanes, report, tempfile.mkdtemp(prefix=f"warm-{os.getpid()}-", dir=root))
     except Exception:  # anything wrong here is found again, and named, by the checks that follow
         return None
 
@@ -167,3 +174,16 @@ def _cards_wanted_elsewhere(lanes: list[Lane]) -> bool:
         return False
     leases = CardLeases(default_jobs_root(), "", "")
     return bool(leases.queue()) or any(leases.holder(card) for card in cards)
+
+
+def _remove_orphans(root: str) -> None:
+    """Folders of render commands that died before they could clean up (SIGTERM, SIGKILL, a closed terminal;
+    their workers died with them): ``warm-<pid>-*`` whose process is gone."""
+    import shutil
+
+    import psutil
+
+    for name in os.listdir(root):
+        pid = name.split("-")[1] if name.startswith("warm-") and name.count("-") >= 2 else ""
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)

@@ -125,3 +125,20 @@ def test_a_worker_shipped_to_a_ray_node_brings_the_scripts_it_loads(tmp_path, mo
         ["worker.py", "preflight_scene.py", "frame_outputs.py"])  # fmt: skip
     for name, text in [("worker.py", worker["source"]), *worker["siblings"].items()]:
         assert open(os.path.join(os.path.dirname(copy), name), encoding="utf-8").read() == text
+
+
+def test_the_end_of_a_job_leaves_the_file_output_folders_of_another_jobs_live_worker(tmp_path):
+    """File Output folders are not locked: two jobs may write one; each removes only its own (dead) workers'."""
+    import subprocess
+
+    from dispatcher.frame_files import remove_temp_folders
+
+    ended = subprocess.Popen(["true"])  # noqa: S607
+    ended.wait()
+    live = tmp_path / f".grf-cpu0-p{os.getpid()}-0-7"
+    dead, old = tmp_path / f".grf-cpu0-p{ended.pid}-0-7", tmp_path / ".grf-cpu0-0"
+    for folder in (live, dead, old):
+        folder.mkdir()
+        (folder / "extra_0007.exr").write_bytes(b"v")
+    remove_temp_folders(str(tmp_path / "out"), [str(tmp_path)])
+    assert live.exists() and not dead.exists() and not old.exists()

@@ -130,3 +130,11 @@ def test_paths_with_spaces_unicode_quotes_and_shell_characters_work(tiny_blend, 
     assert all(check_image(str(out / name)) is None for name in names)
     assert not list(tmp_path.glob("echo*")) and not (tmp_path / "no").exists()
     assert jobs.read_status(str(job))["blend"] == str(blend)
+
+
+def test_a_render_refused_after_the_output_folder_was_checked_leaves_no_folder_behind(tiny_blend, tmp_path):
+    out = tmp_path / "new" / "out"  # neither exists yet: the check creates both, the refusal removes both
+    result = run_cli("render", str(tiny_blend), "-o", str(out), "--job-dir", str(tmp_path / "job"),
+                     "--device", "CUDA", "--gpus", GHOST_GPU, timeout=120)  # fmt: skip
+    assert result.returncode == cli.EXIT_BAD_INPUT and "GPU" in result.stderr, result.stderr
+    assert not (tmp_path / "new").exists() and not (tmp_path / "job").exists()

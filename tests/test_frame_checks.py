@@ -66,3 +66,16 @@ def test_frames_handed_in_before_a_cancel_are_checked_and_kept(tmp_path):
     assert (tmp_path / "f1.png").exists() and 1 in rig.queue.done
     assert set(rig.queue.pending) == {2, 3, 4} and not rig.queue.in_flight
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_two_bad_frames_from_one_worker_restart_its_lane_once(tmp_path):
+    """The second bad frame's check arrives while the lane already backs off for the first one."""
+    rig = Rig(tmp_path, lanes=("a", "b"), frames=range(1, 7), background_checks=True)
+    rig.sup.start()
+    rig.ready("a", "b")
+    assert hand_in(rig, "a", valid=False) == 1
+    assert hand_in(rig, "a", valid=False) == 3  # handed in before the first check came back
+    settle(rig)
+    assert rig.state("a") == BACKOFF and rig.sup.runs["a"].restarts == 1
+    assert [record["status"] for record in rig.records] == ["retry", "retry"]
+    assert {1, 3} <= set(rig.queue.pending) and not (tmp_path / "f1.png").exists()

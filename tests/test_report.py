@@ -145,3 +145,18 @@ def test_iso_timestamps(tmp_path):
     (tmp_path / "status.json").write_text(json.dumps(status))
     job = report.load_job(str(tmp_path))
     assert job.started == pytest.approx(1_800_000_000.0 + 0.0, abs=1e7)  # parsed, not None
+
+
+def test_report_takes_a_job_id_as_status_and_resume_do(tiny_blend, tmp_path):
+    import os
+
+    from farmtest import run_cli
+
+    from dispatcher import jobs
+
+    job = os.path.join(jobs.default_jobs_root(), "report-by-id")
+    rendered = run_cli("render", str(tiny_blend), "-o", str(tmp_path / "out"), "-f", "1-2", "--cpu-lanes", "1",
+                       "--job-dir", job, "--quiet")  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    by_id, by_path = run_cli("report", "report-by-id"), run_cli("report", job)
+    assert by_id.returncode == 0 and by_id.stdout == by_path.stdout and "cpu0" in by_id.stdout

@@ -2,10 +2,17 @@
 
 import json
 import os
+import subprocess
 
 from farmtest import build_scene, frame_names, run_cli, worker_processes
 
 from dispatcher import jobs
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])  # noqa: S607
+    process.wait()
+    return process.pid
 
 
 def warm_logs() -> list[str]:
@@ -15,6 +22,9 @@ def warm_logs() -> list[str]:
 
 def test_a_foreground_render_adopts_the_workers_it_started_while_reading_the_scene(tiny_blend, tmp_path):
     out, job = tmp_path / "out", tmp_path / "job"
+    orphan = os.path.join(jobs.default_jobs_root(), ".warm", f"warm-{dead_pid()}-x")
+    os.makedirs(orphan)
+    open(os.path.join(orphan, "cpu0.log"), "w").close()  # left by a render command killed during start-up
     result = run_cli("render", str(tiny_blend), "-o", str(out), "--job-dir", str(job), "--cpu-lanes", "2",
                      "--format", "JPEG", "--quiet")  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -23,7 +33,8 @@ def test_a_foreground_render_adopts_the_workers_it_started_while_reading_the_sce
     for name in names:  # the scene saves PNG: the adopted workers were told the job's format
         assert (out / name).read_bytes()[:3] == b"\xff\xd8\xff", name
     for lane in ("cpu0", "cpu1"):  # one worker per lane: the warm one, its log moved into the job
-        assert (job / "logs" / f"{lane}.log").read_text().count("=== start") == 1
+        log = (job / "logs" / f"{lane}.log").read_text()
+        assert log.count("=== start") == 1 and "=== adopted by the job; frames saved as JPEG" in log
     timeline = json.loads((job / "timeline.json").read_text())
     ready = timeline["job"]["dispatcher_ready"]
     assert all(lane["spawned"] < ready for lane in timeline["lanes"].values())  # started before the job was

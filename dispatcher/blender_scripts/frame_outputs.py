@@ -4,9 +4,10 @@ A plain scene makes one image, which the worker saves itself. A scene with compo
 nodes, or a stereo (multi-view) render saved as individual views, makes several files whose names
 Blender only numbers in an animation render (a still render would overwrite ``extra_Image.exr``
 every frame). Such a frame is therefore rendered as a one-frame animation into private temporary
-folders (``.grf-<lane>-<n>-<frame>`` beside each real folder, so the final rename stays on one file
-system); the worker reports every ``[temporary, final]`` pair and goes on with its next frame while the
-dispatcher checks them and renames them only when all decode, so each frame has folders of its own.
+folders, ``.grf-<lane>-p<pid>-<n>-<frame>`` beside each real folder (so the final rename stays on one
+file system; the pid tells another job's cleanup that a live worker still owns it). The worker reports
+every ``[temporary, final]`` pair and goes on with its next frame while the dispatcher checks them and
+renames them only when all decode, so each frame has folders of its own.
 Standalone: imports nothing from the dispatcher package.
 """
 
@@ -52,8 +53,9 @@ class FrameOutputs:
 
     def render(self, bpy, scene, frame: int, path: str, final: str) -> list[list[str]]:
         """Render ``frame`` as a one-frame animation; [[temporary, final], ...] for every file it made."""
-        main_folder = os.path.join(os.path.dirname(path), f".grf-{self.lane}-main-{frame}")
-        self.folders = [(os.path.join(final, f".grf-{self.lane}-{index}-{frame}"), final)
+        owner = f".grf-{self.lane}-p{os.getpid()}"
+        main_folder = os.path.join(os.path.dirname(path), f"{owner}-main-{frame}")
+        self.folders = [(os.path.join(final, f"{owner}-{index}-{frame}"), final)
                         for index, final in enumerate(self.finals)]  # fmt: skip
         for node, (temporary, _final) in zip(self.nodes, self.folders, strict=True):
             node.directory = temporary + os.sep
