@@ -76,8 +76,9 @@ class FrameHandIn:
         run.frames_done += 1
         run.consecutive_failures = 0
         run.rendered_once = True
-        run.times.setdefault("first_frame_done", self.wall_clock())
-        run.times["last_frame_done"] = self.wall_clock()
+        handed_in = check.record["end"]  # the worker's part ended then (the lane may have exited since)
+        run.times.setdefault("first_frame_done", handed_in)
+        run.times["last_frame_done"] = max(run.times.get("last_frame_done", handed_in), handed_in)
         self.frames.complete(frame)
         for other in self.runs.values():  # the losing copy of a backed-up frame
             if other.state == RENDERING and other.frame == frame:

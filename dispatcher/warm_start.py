@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from .lanes import Lane, plan_lanes
 from .process import LocalProcess, WorkerHandle, worker_command
-from .spec import JobSpec
+from .spec import IMAGE_FORMATS, JobSpec
 from .worker_launch import worker_args, worker_env
 
 
@@ -84,7 +84,11 @@ class WarmStart:
         warm = self.workers.pop(key[0], None)
         file_format = _format_of(argv)
         if warm is not None and warm.process.poll() is None and warm.env == env and _without_format(argv) == warm.argv:
-            for message in reversed(warm.seen):  # what scene_facts read goes first, in order
+            waiting = warm.seen + _drain(warm.events)
+            for message in reversed(waiting):  # back in front of what arrives meanwhile, in order
+                if file_format and message.get("event") == "ready" and isinstance(message.get("scene"), dict):
+                    extension = IMAGE_FORMATS.get(file_format, message["scene"].get("file_extension"))
+                    message["scene"].update(file_format=file_format, file_extension=extension)  # as configured
                 _put_front(warm.events, ((key[0], 0), message))
             if file_format:
                 warm.process.send({"cmd": "configure", "file_format": file_format})
@@ -123,6 +127,15 @@ def _without_format(argv: list[str]) -> list[str]:
         return argv
     index = argv.index("--file-format")
     return argv[:index] + argv[index + 2 :]
+
+
+def _drain(events: queue.Queue) -> list[dict]:
+    found = []
+    while True:
+        try:
+            found.append(events.get_nowait()[1])
+        except queue.Empty:
+            return found
 
 
 def _put_front(events: queue.Queue, item) -> None:

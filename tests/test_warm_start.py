@@ -35,6 +35,8 @@ def test_a_foreground_render_adopts_the_workers_it_started_while_reading_the_sce
     for lane in ("cpu0", "cpu1"):  # one worker per lane: the warm one, its log moved into the job
         log = (job / "logs" / f"{lane}.log").read_text()
         assert log.count("=== start") == 1 and "=== adopted by the job; frames saved as JPEG" in log
+    scene = json.loads((job / "scene.json").read_text())  # the facts the job keeps name what it renders
+    assert (scene["file_format"], scene["file_extension"]) == ("JPEG", ".jpg")
     timeline = json.loads((job / "timeline.json").read_text())
     ready = timeline["job"]["dispatcher_ready"]
     assert all(lane["spawned"] < ready for lane in timeline["lanes"].values())  # started before the job was
