@@ -163,11 +163,9 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
 
 
 def resolve_job(job: str) -> str:
-    if os.path.isdir(job):
-        return os.path.abspath(job)
-    candidate = os.path.join(jobs.default_jobs_root(), job)
-    if os.path.isdir(candidate):
-        return candidate
+    path = jobs.job_path(job)
+    if os.path.isdir(path):
+        return os.path.abspath(path)
     raise SpecError(f"no such job: {job}")
 
 

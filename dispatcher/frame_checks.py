@@ -110,8 +110,8 @@ class FrameChecks:
         else:
             self.pending.pop(check.frame, None)
 
-    def busy(self, frame: int | None = None) -> bool:
-        return bool(self.pending) if frame is None else frame in self.pending
+    def busy(self) -> bool:
+        return bool(self.pending)
 
     def finish(self) -> list[FrameCheck]:
         """Wait for every check in progress and return those not yet taken from the inbox (shutdown)."""

@@ -21,7 +21,7 @@ import sys
 import time
 
 from .lane_state import LaneState
-from .spec import JobSpec, SpecError, write_json_atomic
+from .spec import IMAGE_FORMATS, JobSpec, SpecError, write_json_atomic
 from .status import TERMINAL_STATES, JobStatus, read_status, write_status
 
 __all__ = ["TERMINAL_STATES", "read_status", "write_status"]  # status.json lives in status.py
@@ -42,6 +42,14 @@ def user_cache_dir() -> str:
 
 def default_jobs_root() -> str:
     return os.environ.get("GRF_JOBS_DIR") or os.path.join(user_cache_dir(), "jobs")
+
+
+def job_path(job: str) -> str:
+    """A job folder as the commands take it: a path, or a job's id under the jobs root (else ``job`` as given)."""
+    if os.path.isdir(job):
+        return job
+    candidate = os.path.join(default_jobs_root(), job)
+    return candidate if os.path.isdir(candidate) else job
 
 
 def make_private_dir(path: str) -> str:
@@ -309,6 +317,11 @@ def cached_scene(job_dir: str, blend: str) -> dict | None:
     return scene if type(scene) is dict and scene.get("blend_mtime") == os.path.getmtime(blend) else None
 
 
-def save_scene(job_dir: str, blend: str, scene: dict) -> None:
+def save_scene(job_dir: str, blend: str, scene: dict, file_format: str | None = None) -> None:
+    """The first worker's scene facts, kept for a resume; ``file_format``: the one the job renders in (a
+    worker started before the format was known reported the scene's own)."""
+    if file_format:
+        extension = IMAGE_FORMATS.get(file_format, scene.get("file_extension"))
+        scene.update(file_format=file_format, file_extension=extension)
     scene["blend_mtime"] = os.path.getmtime(blend)
     write_json_atomic(os.path.join(job_dir, "scene.json"), scene)

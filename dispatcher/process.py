@@ -99,11 +99,12 @@ class LocalProcess:
         with self._route:
             self._inbox.put((self.key, message))
 
-    def adopt(self, key: tuple, inbox: queue.Queue, log_path: str, note: str = "") -> None:
+    def adopt(self, key: tuple, inbox: queue.Queue, log_path: str, note: str = "", earlier: list | None = None) -> None:
         """A job takes over a worker started before its folder existed (warm_start.py): the events it sent
-        so far and every later one go to ``inbox`` under ``key``; its log moves to ``log_path``."""
+        so far (``earlier``: those already read from its queue) and every later one go to ``inbox`` under
+        ``key``; its log moves to ``log_path``."""
         with self._route:
-            waiting = []
+            waiting = list(earlier or [])
             while True:
                 try:
                     waiting.append(self._inbox.get_nowait()[1])

@@ -342,10 +342,9 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from .job_files import read_status
-    from .jobs import default_jobs_root
+    from .jobs import job_path
 
-    if not os.path.isdir(args.job) and os.path.isdir(os.path.join(default_jobs_root(), args.job)):
-        args.job = os.path.join(default_jobs_root(), args.job)  # a job's id, as status and resume take it
+    args.job = job_path(args.job)  # a path, or a job's id as status and resume take it
     try:
         read_status(args.job)  # a damaged status.json is one SpecError line (exit 2), not a silent empty report
         job = load_job(args.job)

@@ -201,7 +201,7 @@ class JobRun:
         """The scene's facts (cached, or the first worker's): check its pre-flight, plan frames if not yet."""
         self.scene = scene
         if "blend_mtime" not in scene:
-            jobs.save_scene(self.job_dir, self.spec.blend, scene)
+            jobs.save_scene(self.job_dir, self.spec.blend, scene, self.spec.file_format)
         if self.autotune_pending:
             self.autotune_pending = False
             choice = self._choose(scene)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from .lanes import Lane, plan_lanes
 from .process import LocalProcess, WorkerHandle, worker_command
-from .spec import IMAGE_FORMATS, JobSpec
+from .spec import JobSpec
 from .worker_launch import worker_args, worker_env
 
 
@@ -42,7 +42,6 @@ class WarmStart:
         self.report = report  # the device report the lanes came from: the job plans with the same one
         self.log_dir = log_dir
         os.makedirs(log_dir, mode=0o700, exist_ok=True)
-        self.adopted: list[str] = []
         self.spawned: dict[str, float] = {}  # lane -> when its adopted worker was started
         self.workers: dict[str, WarmWorker] = {}
         try:
@@ -65,12 +64,12 @@ class WarmStart:
         deadline = time.monotonic() + timeout
         live = list(self.workers.values())
         while live and time.monotonic() < deadline:
-            for warm in list(live):
-                try:
-                    message = warm.events.get(timeout=0.02)[1]
-                except queue.Empty:
-                    continue
+            arrived = [(warm, warm.events.get_nowait()[1]) for warm in live if not warm.events.empty()]
+            if not arrived:
+                time.sleep(0.01)  # every lane looked at each round, however many there are
+            for warm, message in arrived:  # every one kept for the job before any is looked at
                 warm.seen.append(message)
+            for warm, message in arrived:
                 if message.get("event") == "ready" and isinstance(message.get("output"), dict):
                     preflight = (message.get("scene") or {}).get("preflight")
                     return {"event": "output", **message["output"], "preflight": preflight}
@@ -84,16 +83,10 @@ class WarmStart:
         warm = self.workers.pop(key[0], None)
         file_format = _format_of(argv)
         if warm is not None and warm.process.poll() is None and warm.env == env and _without_format(argv) == warm.argv:
-            waiting = warm.seen + _drain(warm.events)
-            for message in reversed(waiting):  # back in front of what arrives meanwhile, in order
-                if file_format and message.get("event") == "ready" and isinstance(message.get("scene"), dict):
-                    extension = IMAGE_FORMATS.get(file_format, message["scene"].get("file_extension"))
-                    message["scene"].update(file_format=file_format, file_extension=extension)  # as configured
-                _put_front(warm.events, ((key[0], 0), message))
             if file_format:
                 warm.process.send({"cmd": "configure", "file_format": file_format})
-            warm.process.adopt(key, inbox, log_path, f"; frames saved as {file_format}" if file_format else "")
-            self.adopted.append(key[0])
+            note = f"; frames saved as {file_format}" if file_format else ""
+            warm.process.adopt(key, inbox, log_path, note, earlier=warm.seen)  # what scene_facts read goes first
             self.spawned[key[0]] = warm.process.started_at
             return warm.process
         if warm is not None:
@@ -127,20 +120,6 @@ def _without_format(argv: list[str]) -> list[str]:
         return argv
     index = argv.index("--file-format")
     return argv[:index] + argv[index + 2 :]
-
-
-def _drain(events: queue.Queue) -> list[dict]:
-    found = []
-    while True:
-        try:
-            found.append(events.get_nowait()[1])
-        except queue.Empty:
-            return found
-
-
-def _put_front(events: queue.Queue, item) -> None:
-    with events.mutex:
-        events.queue.appendleft(item)
 
 
 def _discard(warm: WarmWorker) -> None:

@@ -72,7 +72,7 @@ def test_a_worker_started_for_a_lane_that_came_out_different_is_replaced_not_ado
     handle = warm.start(("cpu0", 1), changed, dict(warm.workers["cpu0"].env), str(tmp_path / "job.log"), inbox)
     try:
         assert handle is not early["cpu0"] and early["cpu0"].poll() is not None  # 2 threads, not 1: a new one
-        assert "cpu0" not in warm.adopted
+        assert "cpu0" not in warm.spawned  # not adopted
         warm.close()
         assert early["cpu1"].poll() is not None and not (tmp_path / "warm").exists()
     finally:
